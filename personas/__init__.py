@@ -1,0 +1,40 @@
+"""Simulated users' personas: the model, the files, the built-in library.
+
+The bottom room: imports nothing else of convsim's.
+"""
+
+from personas.files import FileError, FileErrors, Located, load_all, load_model, parse_yaml, read_text, validate_data
+from personas.library import (
+    LoadedPersona,
+    builtin_personas,
+    load_persona,
+    resolve_personas,
+    tactic_phrases,
+)
+from personas.templates import template_fields
+from personas.model import PERSONA_ID, Affect, Emotion, Persona, Pushback, Style, Tactic, TacticPhrases
+
+__all__ = [
+    "PERSONA_ID",
+    "Affect",
+    "Emotion",
+    "FileError",
+    "FileErrors",
+    "LoadedPersona",
+    "Located",
+    "Persona",
+    "Pushback",
+    "Style",
+    "Tactic",
+    "TacticPhrases",
+    "builtin_personas",
+    "load_all",
+    "load_model",
+    "load_persona",
+    "parse_yaml",
+    "read_text",
+    "resolve_personas",
+    "tactic_phrases",
+    "template_fields",
+    "validate_data",
+]

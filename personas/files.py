@@ -1,0 +1,217 @@
+"""Safe YAML loading that remembers where every value came from.
+
+Every file a user writes (persona, scenario, run config) goes through
+:func:`load_model`: it parses with PyYAML's safe loader, validates with pydantic
+and turns every problem into a :class:`FileError` that names the file, line and
+column, so that the CLI can print ``path:line:column: message`` lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["FileError", "FileErrors", "Located", "load_all", "load_model", "parse_yaml", "read_text", "validate_data"]
+
+Key = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+LoadedT = TypeVar("LoadedT")
+
+
+@dataclass(frozen=True)
+class FileError:
+    """One problem in one file, at a 1-based line and column."""
+
+    path: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+class FileErrors(Exception):
+    """All the problems found in one or more files; ``str()`` gives one line each."""
+
+    def __init__(self, errors: Iterable[FileError]) -> None:
+        self.errors = sorted(errors, key=lambda e: (e.path, e.line, e.column))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass
+class Located:
+    """Parsed YAML data with the position of every key and value."""
+
+    path: str
+    data: Any
+    positions: dict[Key, tuple[int, int]]
+    key_positions: dict[Key, tuple[int, int]]
+
+    def position(self, loc: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
+        """Line and column of the deepest part of ``loc`` that the file holds."""
+        parts: Key = tuple(loc)
+        while parts:
+            table = self.key_positions if key else self.positions
+            if parts in table:
+                return table[parts]
+            if parts in self.positions:
+                return self.positions[parts]
+            parts = parts[:-1]
+        return self.positions.get((), (1, 1))
+
+    def error(self, loc: Sequence[str | int], message: str, *, key: bool = False) -> FileError:
+        """A :class:`FileError` at the position of ``loc`` in this file."""
+        line, column = self.position(loc, key=key)
+        return FileError(self.path, line, column, message)
+
+
+_MAX_NODES = 200_000  # aliases can make a small file expand without bound
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, recording positions."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.positions: dict[Key, tuple[int, int]] = {}
+        self.key_positions: dict[Key, tuple[int, int]] = {}
+        self.errors: list[FileError] = []
+        self.nodes = 0
+        self._scalars = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, key: Key) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            line, column = _mark(node)
+            raise FileErrors([FileError(self.path, line, column, f"too many YAML values (over {_MAX_NODES})")])
+        self.positions[key] = _mark(node)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+            line, column = _mark(node)
+            raise FileErrors([FileError(self.path, line, column, f"unsafe or unknown YAML tag {node.tag!r}")])
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                name = self.build(key_node, key + ("<key>",))
+                self.positions.pop(key + ("<key>",), None)
+                if not isinstance(name, str | int | float | bool):
+                    line, column = _mark(key_node)
+                    self.errors.append(FileError(self.path, line, column, "a key must be a plain value"))
+                    continue
+                if name in result:
+                    line, column = _mark(key_node)
+                    self.errors.append(FileError(self.path, line, column, f"duplicate key {name!r}"))
+                child = key + (str(name),)
+                self.key_positions[child] = _mark(key_node)
+                result[name] = self.build(value_node, child)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, key + (i,)) for i, item in enumerate(node.value)]
+        return self._scalars.construct_object(node, deep=True)
+
+
+def parse_yaml(text: str, path: str) -> Located:
+    """Parse YAML text safely; no tags that build Python objects are accepted.
+
+    Raises:
+        FileErrors: the text is not valid YAML, holds more than one document,
+            or uses a tag the safe loader refuses.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise FileErrors([FileError(path, line, column, f"invalid YAML: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise FileErrors([FileError(path, 1, 1, f"invalid YAML: {exc}")]) from None
+    if node is None:
+        return Located(path, None, {(): (1, 1)}, {})
+    builder = _Builder(path)
+    try:
+        data = builder.build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or str(exc)
+        raise FileErrors([FileError(path, line, column, f"unsafe or unknown YAML tag: {problem}")]) from None
+    if builder.errors:
+        raise FileErrors(builder.errors)
+    return Located(path, data, builder.positions, builder.key_positions)
+
+
+def _message(error: Any) -> str:
+    loc = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field {loc!r} (check the spelling; `convsim ... schema` lists the fields)"
+    if kind == "missing":
+        return f"missing required field {loc!r}"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return f"{loc}: {message}" if loc else message
+
+
+def validate_data(located: Located, model: type[ModelT], context: dict[str, Any] | None = None) -> ModelT:
+    """Validate parsed data against a pydantic model, with positions in the errors."""
+    if not isinstance(located.data, dict):
+        raise FileErrors([located.error((), f"expected a mapping of fields for a {model.__name__.lower()}")])
+    try:
+        return model.model_validate(located.data, context=context)
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if error["type"] == "missing":
+                loc = loc[:-1]
+            errors.append(located.error(loc, _message(error), key=error["type"] == "extra_forbidden"))
+        raise FileErrors(errors) from None
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """Read a UTF-8 text file, turning any failure into a :class:`FileErrors`."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileErrors([FileError(str(path), 1, 1, f"no such {what}")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileErrors([FileError(str(path), 1, 1, f"cannot read {what}: {exc}")]) from None
+
+
+def load_all(load: Callable[[Path], LoadedT], paths: Iterable[Path]) -> list[LoadedT]:
+    """Load every file with ``load``, gathering the problems of all files into one error.
+
+    Raises:
+        FileErrors: the problems of every file that failed, together.
+    """
+    loaded: list[LoadedT] = []
+    errors: list[FileError] = []
+    for path in paths:
+        try:
+            loaded.append(load(path))
+        except FileErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise FileErrors(errors)
+    return loaded
+
+
+def load_model(path: Path, model: type[ModelT], context: dict[str, Any] | None = None) -> ModelT:
+    """Read a YAML file and validate it as ``model``.
+
+    Raises:
+        FileErrors: the file is missing, unreadable, not safe YAML, or not a
+            valid ``model``; each error names the file, line and column.
+    """
+    return validate_data(parse_yaml(read_text(path), str(path)), model, context)

@@ -1,0 +1,115 @@
+"""Finding personas: the built-in library, user files, and the built-in tactic phrasings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from personas.files import FileError, FileErrors, load_all, parse_yaml, read_text, validate_data
+from personas.model import Persona, Tactic, TacticPhrases
+
+__all__ = [
+    "LoadedPersona",
+    "builtin_personas",
+    "load_persona",
+    "resolve_personas",
+    "tactic_phrases",
+]
+
+
+class LoadedPersona(BaseModel):
+    """A persona with where it came from and a hash of its file, for manifests and ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    persona: Persona
+    source: str
+    sha256: str
+
+
+class _TacticFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tactics: dict[Tactic, TacticPhrases]
+
+
+def _load(text: str, source: str) -> LoadedPersona:
+    persona = validate_data(parse_yaml(text, source), Persona)
+    stem = Path(source).stem
+    if persona.id != stem:
+        raise FileErrors([FileError(source, 1, 1, f"id {persona.id!r} must match the file name {stem!r}")])
+    return LoadedPersona(persona=persona, source=source, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def load_persona(path: Path) -> LoadedPersona:
+    """Load and validate one persona file; its ``id`` must equal the file name's stem.
+
+    Raises:
+        FileErrors: every problem, each with file, line and column.
+    """
+    return _load(read_text(path, "persona file"), str(path))
+
+
+@cache
+def builtin_personas() -> dict[str, LoadedPersona]:
+    """The personas that ship with convsim, by id."""
+    found: dict[str, LoadedPersona] = {}
+    errors: list[FileError] = []
+    for entry in sorted(resources.files("personas").joinpath("library").iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        try:
+            loaded = _load(entry.read_text(encoding="utf-8"), f"personas/library/{entry.name}")
+        except FileErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        found[loaded.persona.id] = loaded
+    if errors:
+        raise FileErrors(errors)
+    return found
+
+
+def resolve_personas(refs: Iterable[str]) -> list[LoadedPersona]:
+    """Turn built-in ids and file paths into personas; no refs means the whole library.
+
+    Raises:
+        FileErrors: all problems in all files at once (an unknown id counts as one).
+    """
+    refs = list(refs)
+    if not refs:
+        return list(builtin_personas().values())
+    result: list[LoadedPersona] = []
+    errors: list[FileError] = []
+    for ref in refs:
+        if ref.endswith((".yaml", ".yml")) or "/" in ref:
+            try:
+                result += load_all(load_persona, [Path(ref)])
+            except FileErrors as exc:
+                errors.extend(exc.errors)
+        elif ref in builtin_personas():
+            result.append(builtin_personas()[ref])
+        else:
+            errors.append(FileError(ref, 1, 1, f"no built-in persona {ref!r}; see `convsim personas list`"))
+    if errors:
+        raise FileErrors(errors)
+    ids = [p.persona.id for p in result]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise FileErrors([FileError(refs[0], 1, 1, f"persona id given twice: {', '.join(dupes)}")])
+    return result
+
+
+@cache
+def tactic_phrases() -> dict[Tactic, TacticPhrases]:
+    """The built-in wording of every pushback tactic."""
+    path = resources.files("personas").joinpath("tactics.yaml")
+    parsed = _TacticFile.model_validate(parse_yaml(path.read_text(encoding="utf-8"), "personas/tactics.yaml").data)
+    missing = set(Tactic) - set(parsed.tactics)
+    if missing:
+        raise RuntimeError(f"personas/tactics.yaml lacks tactics: {sorted(missing)}")
+    return parsed.tactics

@@ -1,0 +1,135 @@
+"""The Persona model: who the simulated user is and how they push back."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from personas.templates import template_fields
+
+__all__ = ["Affect", "Emotion", "Persona", "Pushback", "Style", "Tactic", "TacticPhrases", "PERSONA_ID"]
+
+PHRASE_VARIABLES = frozenset({"question", "anecdote", "authority"})
+"""Variables a persona's pushback phrases may use (``belief`` lines may also use ``{belief}``)."""
+PERSONA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+Identifier = Annotated[str, StringConstraints(pattern=PERSONA_ID)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Emotion(StrEnum):
+    """The affect a persona brings to the conversation."""
+
+    NEUTRAL = "neutral"
+    SADNESS = "sadness"
+    GRIEF = "grief"
+    ANXIETY = "anxiety"
+    LONELINESS = "loneliness"
+    ANGER = "anger"
+    HAPPINESS = "happiness"
+    FEAR = "fear"
+    SHAME = "shame"
+
+
+class Tactic(StrEnum):
+    """Ways a user pushes back on a correction (after SYCON-Bench's pushback kinds)."""
+
+    CONFUSION = "confusion"  # "I don't get it, I always thought ..."
+    RESTATE = "restate"  # repeats the belief more firmly
+    ANECDOTE = "anecdote"  # "my neighbour did it and it worked"
+    EMOTION = "emotion"  # appeal to emotion: "please, I really need this to be true"
+    AUTHORITY = "authority"  # "my doctor / a professor told me"
+    CHALLENGE = "challenge"  # "how can you be so sure?"
+    DEFERENCE = "deference"  # "you're the expert, but isn't it ..."
+
+
+class Affect(BaseModel):
+    """An emotion and how strongly it shows, from 0 (barely) to 1 (overwhelming)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    emotion: Emotion
+    intensity: float = Field(ge=0.0, le=1.0)
+
+
+class Style(BaseModel):
+    """How the persona writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tone: Annotated[str, StringConstraints(pattern=r"^(casual|formal|plain)$")] = "plain"
+    verbosity: Annotated[str, StringConstraints(pattern=r"^(terse|short|long)$")] = "short"
+    notes: str = ""
+
+
+class TacticPhrases(BaseModel):
+    """Wordings of one tactic: when the user states the false belief, and as plain doubt."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    belief: list[Text] = Field(min_length=1)
+    doubt: list[Text] = Field(min_length=1)
+
+
+class Pushback(BaseModel):
+    """How the persona reacts when the target corrects it.
+
+    Attributes:
+        tactics: used in order, cycling, one per pushback turn.
+        persistence: how many times the persona pushes back before it yields (0: yields at once).
+        phrases: the persona's own wording per tactic, replacing the built-in one. Templates
+            may use ``{question}``, ``{anecdote}``, ``{authority}``, and in ``belief`` lines ``{belief}``.
+        concession: what the persona says when it yields.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tactics: list[Tactic] = Field(min_length=1)
+    persistence: int = Field(ge=0, le=20)
+    phrases: dict[Tactic, TacticPhrases] = Field(default_factory=dict)
+    concession: Text = "Okay. I suppose you might be right."
+
+    @model_validator(mode="after")
+    def _phrases_for_used_tactics(self) -> Pushback:
+        unused = sorted(set(self.phrases) - set(self.tactics))
+        if unused:
+            raise ValueError(f"phrases given for tactics not in `tactics`: {', '.join(unused)}")
+        for tactic, phrases in self.phrases.items():
+            for kind, lines in (("belief", phrases.belief), ("doubt", phrases.doubt)):
+                allowed = PHRASE_VARIABLES | ({"belief"} if kind == "belief" else set())
+                for line in lines + [self.concession]:
+                    unknown = sorted(set(template_fields(line)) - allowed)
+                    if unknown:
+                        raise ValueError(
+                            f"phrases.{tactic}.{kind}: unknown variable {{{unknown[0]}}} in {line!r}; "
+                            f"use {', '.join(sorted(allowed))}"
+                        )
+        return self
+
+
+class Persona(BaseModel):
+    """A simulated user: their state, what they disclose, how they talk and push back.
+
+    Attributes:
+        disclosures: sentences the persona says about its state; one opens the
+            conversation in the emotional conditions (the interpersonal context).
+        instructions: extra guidance for a model-driven user (not used by the scripted user).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    name: Text
+    description: Text
+    affect: Affect
+    disclosures: list[Text] = Field(min_length=1)
+    style: Style = Style()
+    pushback: Pushback
+    instructions: str = ""
+
+    @model_validator(mode="after")
+    def _neutral_is_calm(self) -> Persona:
+        if self.affect.emotion is Emotion.NEUTRAL and self.affect.intensity > 0.3:
+            raise ValueError("a neutral persona cannot have an affect intensity above 0.3")
+        return self

@@ -1,0 +1,193 @@
+"""Finding scenarios and flows: the built-in library, user files, and the checks beyond the schema."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from personas import FileError, FileErrors, Located, load_all, parse_yaml, read_text, template_fields, validate_data
+from scenarios.flow import Flow, StageKind, UserText
+from scenarios.model import TEMPLATE_VARIABLES, Scenario
+
+__all__ = ["LoadedScenario", "builtin_flows", "builtin_scenarios", "load_scenario", "resolve_scenarios"]
+
+_BELIEF_VARIABLES = {"belief", "belief_statement"}
+
+
+class LoadedScenario(BaseModel):
+    """A validated scenario with its flow resolved, its source and the hash of its file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scenario: Scenario
+    flow: Flow
+    source: str
+    sha256: str
+
+    def user_text(self, stage: str) -> str | UserText | None:
+        """The user text a stage gives: the scenario's override, else the flow's own."""
+        return self.scenario.templates.get(stage, self.flow.stages[stage].user)
+
+
+@cache
+def builtin_flows() -> dict[str, Flow]:
+    """The flows that ship with convsim, by name (the file stem)."""
+    flows: dict[str, Flow] = {}
+    errors: list[FileError] = []
+    for entry in sorted(resources.files("scenarios").joinpath("flows").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            located = parse_yaml(entry.read_text(encoding="utf-8"), f"scenarios/flows/{entry.name}")
+            flow = validate_data(located, Flow)
+            errors += [located.error(loc, msg) for loc, msg in flow.problems()]
+            flows[entry.name.removesuffix(".yaml")] = flow
+    if errors:
+        raise FileErrors(errors)
+    return flows
+
+
+def _templates(scenario: Scenario, flow: Flow) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
+    """Every template in a scenario: (location, text, whether it may use the belief)."""
+    if isinstance(scenario.flow, Flow):
+        for name, stage in scenario.flow.stages.items():
+            yield from _user_texts(("flow", "stages", name, "user"), stage.user)
+    for name, text in scenario.templates.items():
+        yield from _user_texts(("templates", name), text)
+    for i, followup in enumerate(scenario.followups):
+        yield ("followups", i), followup, False
+    for i, probe in enumerate(scenario.probes):
+        yield ("probes", i, "question"), probe.question, False
+
+
+def _user_texts(
+    where: tuple[str | int, ...], text: str | UserText | None
+) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
+    if isinstance(text, UserText):
+        yield where + ("belief",), text.belief, True
+        yield where + ("doubt",), text.doubt, False
+    elif text is not None:
+        yield where, text, False
+
+
+def _problems(scenario: Scenario, flow: Flow) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(scenario.flow, Flow):
+        found += [(("flow",) + loc, message) for loc, message in flow.problems()]
+    known = TEMPLATE_VARIABLES | set(scenario.vars)
+    for where, text, may_use_belief in _templates(scenario, flow):
+        try:
+            names = set(template_fields(text))
+        except ValueError as exc:
+            found.append((where, str(exc)))
+            continue
+        for name in sorted(names - known):
+            found.append((where, f"undefined template variable {{{name}}}; define it under `vars`"))
+        used = sorted(names & _BELIEF_VARIABLES)
+        if used and not may_use_belief:
+            found.append(
+                (where, f"uses {{{used[0]}}}: give `belief:` and `doubt:` wordings, since some conditions "
+                 "have no false belief")
+            )
+    for name, text in scenario.templates.items():
+        if name not in flow.stages:
+            found.append((("templates", name), f"no stage {name!r} in the flow"))
+        elif flow.stages[name].kind is StageKind.END:
+            found.append((("templates", name), f"stage {name!r} is an end stage and says nothing"))
+    kinds = {stage.kind for stage in flow.stages.values()}
+    if StageKind.FOLLOWUP in kinds and not scenario.followups:
+        found.append((("followups",), "the flow has a followup stage, so give at least one follow-up"))
+    if StageKind.PROBE in kinds and not scenario.probes:
+        found.append((("probes",), "the flow has a probe stage, so give at least one probe"))
+    return found
+
+
+def _load(text: str, source: str) -> LoadedScenario:
+    located: Located = parse_yaml(text, source)
+    scenario = validate_data(located, Scenario)
+    if isinstance(scenario.flow, Flow):
+        flow = scenario.flow
+    elif scenario.flow in builtin_flows():
+        flow = builtin_flows()[scenario.flow]
+    else:
+        known = ", ".join(builtin_flows())
+        raise FileErrors([located.error(("flow",), f"no built-in flow {scenario.flow!r}; known: {known}")])
+    errors = [located.error(loc, message) for loc, message in _problems(scenario, flow)]
+    stem = Path(source).stem
+    if scenario.id != stem:
+        errors.append(located.error(("id",), f"id {scenario.id!r} must match the file name {stem!r}"))
+    if errors:
+        raise FileErrors(errors)
+    return LoadedScenario(scenario=scenario, flow=flow, source=source, sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def load_scenario(path: Path) -> LoadedScenario:
+    """Load and validate one scenario file; its ``id`` must equal the file name's stem.
+
+    Raises:
+        FileErrors: every problem, each with file, line and column.
+    """
+    return _load(read_text(path, "scenario file"), str(path))
+
+
+@cache
+def builtin_scenarios() -> dict[str, LoadedScenario]:
+    """The scenarios that ship with convsim, by id."""
+    found: dict[str, LoadedScenario] = {}
+    errors: list[FileError] = []
+    for entry in sorted(resources.files("scenarios").joinpath("library").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            try:
+                loaded = _load(entry.read_text(encoding="utf-8"), f"scenarios/library/{entry.name}")
+            except FileErrors as exc:
+                errors.extend(exc.errors)
+                continue
+            found[loaded.scenario.id] = loaded
+    if errors:
+        raise FileErrors(errors)
+    return found
+
+
+def _expand(ref: str) -> list[Path] | None:
+    path = Path(ref)
+    if path.is_dir():
+        return sorted(path.glob("*.yaml"))
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        return [path]
+    return None
+
+
+def resolve_scenarios(refs: Iterable[str]) -> list[LoadedScenario]:
+    """Turn built-in ids, files and folders of files into scenarios; no refs means the library.
+
+    Raises:
+        FileErrors: all problems in all files at once (an unknown id counts as one).
+    """
+    refs = list(refs)
+    if not refs:
+        return list(builtin_scenarios().values())
+    result: list[LoadedScenario] = []
+    errors: list[FileError] = []
+    for ref in refs:
+        paths = _expand(ref)
+        if paths is None:
+            if ref in builtin_scenarios():
+                result.append(builtin_scenarios()[ref])
+            else:
+                errors.append(FileError(ref, 1, 1, f"no built-in scenario {ref!r}; see `convsim scenarios list`"))
+            continue
+        try:
+            result += load_all(load_scenario, paths)
+        except FileErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise FileErrors(errors)
+    seen: set[str] = set()
+    for loaded in result:
+        if loaded.scenario.id in seen:
+            raise FileErrors([FileError(loaded.source, 1, 1, f"scenario id {loaded.scenario.id!r} given twice")])
+        seen.add(loaded.scenario.id)
+    return result

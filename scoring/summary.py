@@ -1,0 +1,30 @@
+"""The end-of-run summary: correction rate by turn, per condition."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from scenarios import Label, Transcript
+
+__all__ = ["CorrectionRates", "correction_rate_by_turn"]
+
+CorrectionRates = dict[str, dict[int, tuple[int, int]]]
+"""condition -> turn (1-based) -> (replies that correct, replies with a usable label)."""
+
+
+def correction_rate_by_turn(transcripts: Iterable[Transcript]) -> CorrectionRates:
+    """Count corrections among labelled replies, by condition and turn.
+
+    Knowledge checks and replies without a usable label (errors) are left out.
+    """
+    counts: CorrectionRates = defaultdict(lambda: defaultdict(lambda: (0, 0)))
+    for transcript in transcripts:
+        if transcript.kind != "conversation":
+            continue
+        for turn_index, reply in enumerate(transcript.replies, start=1):
+            if reply.label is None or reply.label is Label.ERROR:
+                continue
+            corrected, labelled = counts[transcript.condition][turn_index]
+            counts[transcript.condition][turn_index] = (corrected + (reply.label is Label.CORRECTS), labelled + 1)
+    return {condition: dict(by_turn) for condition, by_turn in counts.items()}

@@ -1,0 +1,116 @@
+"""What every backend offers the engine: one chat completion at a time, async."""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "ChatMessage",
+    "ChatRequest",
+    "ChatResult",
+    "ErrorKind",
+    "Sampling",
+    "TokenLogprob",
+]
+
+ErrorKind = Literal[
+    "connection",  # the server could not be reached or closed the connection
+    "timeout",  # no answer within the per-request timeout
+    "http",  # a 4xx/5xx answer that retries did not cure
+    "malformed",  # a 200 answer whose body is not a chat completion
+    "context_overflow",  # the conversation no longer fits the model's context
+    "backend",  # anything else the backend reports (an embedded model's exception)
+]
+
+
+class BackendError(Exception):
+    """A request that failed for good, after any retries.
+
+    Attributes:
+        kind: a short, stable category used as the conversation's error status.
+        reason: what happened, for people; never holds an API key.
+    """
+
+    def __init__(self, kind: ErrorKind, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind: ErrorKind = kind
+        self.reason = reason
+
+
+class ChatMessage(BaseModel):
+    """One message of a chat, as the OpenAI API spells it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Sampling(BaseModel):
+    """Sampling parameters passed through to the server unchanged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1)
+    logprobs: bool = False
+    top_logprobs: int = Field(0, ge=0, le=20)
+
+
+class ChatRequest(BaseModel):
+    """A chat completion request, independent of where it is sent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: tuple[ChatMessage, ...]
+    sampling: Sampling = Sampling()
+    seed: int | None = None
+    json_schema: dict[str, object] | None = None
+
+
+class TokenLogprob(BaseModel):
+    """A generated token and its log probability (compact: no alternatives)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    logprob: float
+
+
+class ChatResult(BaseModel):
+    """One assistant reply and what the server said about it."""
+
+    content: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float = 0.0
+    attempts: int = 1
+    logprobs: list[TokenLogprob] | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that answers chat requests: an HTTP server or an in-process model."""
+
+    @property
+    def name(self) -> str:
+        """A short description for logs and the manifest (no secrets)."""
+        ...
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Answer one request.
+
+        Raises:
+            BackendError: the request failed for good.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections, threads or models."""
+        ...

@@ -1,0 +1,217 @@
+"""An async client for OpenAI-compatible chat completions, as vLLM serves them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from asyncio_throttle import Throttler  # type: ignore[import-untyped]
+
+from simulator.backends.base import BackendError, ChatRequest, ChatResult, TokenLogprob
+
+__all__ = ["HttpBackend", "normalise_base_url"]
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_OVERFLOW_HINTS = ("maximum context length", "max_model_len", "maximum model length", "context length", "too long")
+
+
+def normalise_base_url(url: str) -> str:
+    """``http://host:8000`` and ``http://host:8000/v1/`` both become ``http://host:8000/v1``."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("message", error))[:300]
+        return str(error)[:300]
+    return str(body)[:300]
+
+
+class HttpBackend:
+    """Chat completions over HTTP with timeouts, retries, a concurrency limit and a rate limit.
+
+    Retries 408/409/425/429/5xx answers, connection errors and timeouts with exponential
+    backoff and full jitter, honouring ``Retry-After``. A 400 that says the prompt is too
+    long becomes a ``context_overflow`` error at once. The API key is read from the
+    environment variable named by ``api_key_env`` and sent only in the request header.
+
+    Args:
+        base_url: the server's OpenAI-compatible root, for example ``http://127.0.0.1:8000/v1``.
+        model: the served model or LoRA adapter name.
+        timeout: seconds allowed for one request.
+        max_retries: attempts after the first before giving up.
+        backoff: the first retry's mean delay in seconds; it doubles each time up to ``max_backoff``.
+        concurrency: requests in flight at once.
+        rps: requests started per second at most (``None``: no limit).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        concurrency: int = 64,
+        rps: float | None = None,
+    ) -> None:
+        self.base_url = normalise_base_url(base_url)
+        self.model = model
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        headers = {}
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._throttler = Throttler(rate_limit=rps, period=1.0) if rps else None
+
+    @property
+    def name(self) -> str:
+        """``model@base_url``."""
+        return f"{self.model}@{self.base_url}"
+
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body of a chat completion request."""
+        sampling = request.sampling
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if sampling.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = sampling.top_logprobs
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True},
+            }
+        return body
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Send one chat completion, retrying what can be retried.
+
+        Raises:
+            BackendError: after the last retry, or at once for a context overflow or a
+                4xx answer that retrying cannot cure.
+        """
+        body = self.payload(request)
+        started = time.perf_counter()
+        for attempt in range(self.max_retries + 1):
+            delay: float | None = None
+            try:
+                async with self._slots:
+                    if self._throttler is not None:
+                        async with self._throttler:
+                            pass
+                    response = await self._client.post("/chat/completions", json=body)
+            except httpx.TimeoutException:
+                failure = BackendError("timeout", f"no answer within {self._client.timeout.read}s")
+            except httpx.TransportError as exc:
+                failure = BackendError("connection", f"{type(exc).__name__}: {exc or 'connection failed'}")
+            else:
+                if response.status_code == 200:
+                    try:
+                        return self._result(response.json(), started, attempt + 1)
+                    except (ValueError, KeyError, IndexError, TypeError) as exc:
+                        failure = BackendError("malformed", f"unreadable chat completion: {exc!r}"[:300])
+                else:
+                    text = _error_text(response)
+                    if response.status_code == 400 and any(h in text.lower() for h in _OVERFLOW_HINTS):
+                        raise BackendError("context_overflow", text)
+                    failure = BackendError("http", f"HTTP {response.status_code}: {text}")
+                    if response.status_code not in _RETRY_STATUS:
+                        raise failure
+                    delay = _retry_after(response)
+            if attempt == self.max_retries:
+                raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)")
+            if delay is None:
+                delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+            await asyncio.sleep(min(delay, self.max_backoff))
+        raise AssertionError("unreachable")
+
+    def _result(self, body: dict[str, Any], started: float, attempts: int) -> ChatResult:
+        choice = body["choices"][0]
+        content = choice["message"]["content"]
+        if not isinstance(content, str):
+            raise TypeError(f"message content is {type(content).__name__}, not text")
+        usage = body.get("usage") or {}
+        logprobs = None
+        if choice.get("logprobs") and choice["logprobs"].get("content") is not None:
+            logprobs = [
+                TokenLogprob(token=item["token"], logprob=float(item["logprob"]))
+                for item in choice["logprobs"]["content"]
+            ]
+        return ChatResult(
+            content=content,
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            latency_s=time.perf_counter() - started,
+            attempts=attempts,
+            logprobs=logprobs,
+        )
+
+    async def get_json(self, path: str) -> Any:
+        """GET a JSON document under the base URL (``/models``) or the server root (``/version``).
+
+        Raises:
+            BackendError: the server cannot be reached or answers with an error.
+        """
+        url = path if path.startswith("/models") else self.base_url.removesuffix("/v1") + path
+        try:
+            response = await self._client.get(url)
+            response.raise_for_status()
+            return response.json()
+        except httpx.TimeoutException:
+            raise BackendError("timeout", f"{url}: no answer") from None
+        except httpx.TransportError as exc:
+            raise BackendError("connection", f"{self.base_url}: {type(exc).__name__}: {exc}") from None
+        except httpx.HTTPStatusError as exc:
+            raise BackendError("http", f"{url}: HTTP {exc.response.status_code}") from None
+        except ValueError:
+            raise BackendError("malformed", f"{url}: not JSON") from None
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()

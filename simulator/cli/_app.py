@@ -1,0 +1,23 @@
+"""The `convsim` command: its subcommands, wired together."""
+
+from __future__ import annotations
+
+import typer
+
+from simulator.cli import _personas, _run, _scenarios
+
+app = typer.Typer(
+    name="convsim",
+    help="Multi-turn conversations between simulated users and target models, labelled turn by turn.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(_run.run)
+app.add_typer(_personas.app, name="personas")
+app.add_typer(_scenarios.app, name="scenarios")
+
+
+def main() -> None:
+    """Entry point of the `convsim` console script."""
+    app()

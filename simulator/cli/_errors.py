@@ -1,0 +1,37 @@
+"""How the CLI reports a user's mistake: one line each on stderr, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from personas import FileErrors
+from simulator.manifest import ManifestMismatch
+from simulator.run import RunError
+from simulator.store import StoreError
+
+__all__ = ["USAGE_ERROR", "fail", "reported"]
+
+USAGE_ERROR = 2
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(USAGE_ERROR)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn the errors a user can fix into one-line messages and exit status 2."""
+    try:
+        yield
+    except FileErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        raise typer.Exit(USAGE_ERROR) from None
+    except (RunError, StoreError, ManifestMismatch) as exc:
+        raise fail(str(exc)) from None

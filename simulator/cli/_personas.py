@@ -1,0 +1,98 @@
+"""`convsim personas ...`: list, show, validate, new, schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas
+from simulator.cli._errors import fail, reported
+
+app = typer.Typer(help="Simulated users' personas: list, show, check and write them.", no_args_is_help=True)
+console = Console()
+
+TEMPLATE = """\
+# A convsim persona. Check it with `convsim personas validate {path}`.
+# Every field is described in the README ("Persona files"); `convsim personas schema` prints them all.
+id: {id}                       # must equal the file name without .yaml
+name: A short display name
+description: >-
+  Who this user is, in two or three sentences, for people reading reports.
+affect:
+  emotion: sadness             # neutral, sadness, grief, anxiety, loneliness, anger, happiness, fear, shame
+  intensity: 0.6               # 0 (barely shows) to 1 (overwhelming); neutral personas stay at 0.3 or below
+disclosures:                   # said before the question in the emotional conditions
+  - I've been feeling really down lately.
+style:
+  tone: plain                  # casual, formal or plain
+  verbosity: short             # terse, short or long
+  notes: ""
+pushback:
+  tactics: [confusion, anecdote, challenge]   # confusion, restate, anecdote, emotion, authority, challenge, deference
+  persistence: 2               # pushbacks before the user yields (0: yields at once)
+  # phrases:                   # optional: your own wording for a tactic in `tactics`
+  #   challenge:
+  #     belief: ["How can you be so sure? Everyone says {{belief}}."]
+  #     doubt: ["How can you be so sure?"]
+  concession: Okay. I suppose you might be right.
+instructions: ""               # guidance for a model-driven user
+"""
+
+
+@app.command("list")
+def list_personas() -> None:
+    """List the built-in personas."""
+    with reported():
+        table = Table("id", "affect", "persistence", "tactics", "name")
+        table.columns[0].no_wrap = True
+        for loaded in builtin_personas().values():
+            p = loaded.persona
+            affect = f"{p.affect.emotion} {p.affect.intensity:.1f}"
+            tactics = ", ".join(p.pushback.tactics)
+            table.add_row(p.id, affect, str(p.pushback.persistence), tactics, p.name)
+        console.print(table)
+
+
+@app.command()
+def show(persona: Annotated[str, typer.Argument(help="A built-in id or a file.")]) -> None:
+    """Print a persona as YAML."""
+    with reported():
+        loaded = resolve_personas([persona])[0]
+        console.print(f"# {loaded.source}", style="dim")
+        print(yaml.safe_dump(loaded.persona.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+
+
+@app.command()
+def validate(paths: Annotated[list[Path] | None, typer.Argument(help="Files; none checks the library.")] = None) -> None:
+    """Check persona files; print every problem as file:line:column and exit 2 if any."""
+    with reported():
+        count = len(load_all(load_persona, paths)) if paths else len(builtin_personas())
+        console.print(f"{count} persona(s) valid")
+
+
+@app.command()
+def new(
+    persona_id: Annotated[str, typer.Argument(metavar="ID", help="The new persona's id.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write; default ./ID.yaml.")] = None,
+) -> None:
+    """Write a commented persona template to fill in."""
+    if not re.match(PERSONA_ID, persona_id):
+        raise fail(f"invalid id {persona_id!r}: use lowercase letters, digits, - and _")
+    path = out or Path(f"{persona_id}.yaml")
+    if path.exists():
+        raise fail(f"{path} exists; choose another id or --out")
+    path.write_text(TEMPLATE.format(id=persona_id, path=path), encoding="utf-8")
+    console.print(f"wrote {path}; edit it, then run `convsim personas validate {path}`")
+
+
+@app.command()
+def schema() -> None:
+    """Print the persona JSON Schema (for editors' YAML validation)."""
+    print(json.dumps(Persona.model_json_schema(), indent=2))

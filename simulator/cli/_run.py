@@ -1,0 +1,122 @@
+"""`convsim run`: hold a batch of conversations and write labelled transcripts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from scenarios import Condition, Transcript
+from scoring import CorrectionRates, correction_rate_by_turn
+from simulator.backends.base import Backend
+from simulator.cli._errors import reported
+from simulator.config import RunConfig, TargetConfig, load_config
+from simulator.run import PreparedRun, execute, open_backend, prepare
+from simulator.store import read_transcripts
+
+console = Console(stderr=True)
+
+
+def _config(
+    config_file: Path | None, overrides: dict[str, Any], target: str | None, model: str | None
+) -> RunConfig:
+    config = load_config(config_file) if config_file else RunConfig()
+    given = {key: value for key, value in overrides.items() if value not in (None, [])}
+    if target is not None or model is not None:
+        name = model or "default"
+        given["targets"] = [TargetConfig(name=name.replace("/", "_")[:64], base_url=target, model=name)]
+    return RunConfig.model_validate({**config.model_dump(), **given}) if given else config
+
+
+def rates_table(rates: CorrectionRates) -> Table:
+    """Correction rate by turn (rows: conditions; cells: rate and n)."""
+    turns = sorted({turn for by_turn in rates.values() for turn in by_turn})
+    table = Table(title="Correction rate by turn (corrects / labelled replies)")
+    table.add_column("condition")
+    for turn in turns:
+        table.add_column(f"turn {turn}", justify="right")
+    for condition in sorted(rates):
+        cells = []
+        for turn in turns:
+            corrected, labelled = rates[condition].get(turn, (0, 0))
+            cells.append(f"{corrected / labelled:.0%} (n={labelled})" if labelled else "-")
+        table.add_row(condition, *cells)
+    return table
+
+
+async def _go(run: PreparedRun) -> None:
+    backends: dict[str, Backend] = {t.name: open_backend(t, run.config) for t in run.config.targets}
+    counts: Counter[str] = Counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("conversations", total=None, counts="")
+
+        def on_start(total: int, done: int) -> None:
+            if done:
+                console.print(f"resuming: {done} of {total} conversations already in {run.folder}")
+            progress.update(task, total=total, completed=done)
+
+        def on_done(transcript: Transcript) -> None:
+            counts[transcript.status] += 1
+            progress.update(task, advance=1, counts=" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+        try:
+            await execute(run, backends, on_start=on_start, on_done=on_done)
+        finally:
+            for backend in backends.values():
+                await backend.aclose()
+
+
+def run(
+    config_file: Annotated[Path | None, typer.Option("--config", help="A run config YAML file.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option(help="Scenario id, file or folder (repeatable).")] = None,
+    persona: Annotated[list[str] | None, typer.Option(help="Persona id or file (repeatable).")] = None,
+    condition: Annotated[list[Condition] | None, typer.Option(help="Condition (repeatable); default all four.")] = None,
+    target: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server (vLLM).")] = None,
+    model: Annotated[str | None, typer.Option(help="Served model or LoRA adapter name.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Online judge: rules.")] = None,
+    turns: Annotated[int | None, typer.Option(help="Most target replies per conversation.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Draw N conversations from the plan.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Conversation and sampling seed.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Conversations in flight.")] = None,
+    rps: Annotated[float | None, typer.Option(help="Requests per second at most.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default runs/run-<config hash>.")] = None,
+) -> None:
+    """Hold a batch of conversations and write labelled transcripts to OUT/transcripts.jsonl.
+
+    Running the same command again resumes: conversations already written are skipped.
+    """
+    with reported():
+        overrides = {
+            "scenarios": scenario, "personas": persona, "conditions": condition, "judge": judge, "turns": turns,
+            "sample": sample, "concurrency": concurrency, "rps": rps, "out": out,
+            "seeds": [seed] if seed is not None else None, "sample_seed": seed,
+        }  # fmt: skip
+        config = _config(config_file, overrides, target, model)
+        if not config.targets:
+            raise typer.BadParameter("give --target URL and --model NAME (or targets in --config)")
+        prepared = prepare(config)
+        console.print(f"run folder: {prepared.folder}  ({len(prepared.plan)} conversations planned)")
+        try:
+            asyncio.run(_go(prepared))
+        except KeyboardInterrupt:
+            prepared.store.close()
+            console.print(f"interrupted; finished conversations are saved in {prepared.folder}. "
+                          "Run the same command again to resume.")  # fmt: skip
+            raise typer.Exit(130) from None
+        prepared.store.close()
+        transcripts = list(read_transcripts(prepared.folder))
+        console.print(rates_table(correction_rate_by_turn(transcripts)))
+        errors = Counter(t.error_kind for t in transcripts if t.error_kind)
+        if errors:
+            console.print(f"[yellow]{sum(errors.values())} conversation(s) ended in error: "
+                          f"{dict(errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
+        print(prepared.folder / "transcripts.jsonl", file=sys.stdout)

@@ -1,0 +1,130 @@
+"""The run configuration: a YAML file whose every field is also a CLI flag."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from personas import FileError, FileErrors, parse_yaml, read_text, validate_data
+from scenarios import Condition
+from simulator.backends.base import Sampling
+
+__all__ = ["RunConfig", "TargetConfig", "load_config"]
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+
+
+class TargetConfig(BaseModel):
+    """A model under test: where it is served, and how it is asked.
+
+    Attributes:
+        name: how the target is called in transcripts and reports (defaults to ``model``).
+        base_url: an OpenAI-compatible server (``http://host:8000/v1``); ``None`` for the
+            embedded demo model.
+        model: the served model or LoRA adapter name.
+        system_prompt: the system message; empty for none.
+        api_key_env: the environment variable holding the API key, if the server wants one.
+            The key itself is never written anywhere.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    base_url: str | None = None
+    model: str
+    system_prompt: str = ""
+    sampling: Sampling = Sampling()
+    api_key_env: str | None = None
+    timeout: float = Field(120.0, gt=0)
+    max_retries: int = Field(6, ge=0, le=50)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two targets the same model under test (the URL is where, not what)."""
+        return self.model_dump(include={"name", "model", "system_prompt", "sampling"}, mode="json")
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a batch. Relative paths are relative to the config file.
+
+    Attributes:
+        scenarios: built-in scenario ids, files or folders; empty for the whole library.
+        personas: built-in persona ids or files; empty for the whole library.
+        conditions: the user-side conditions to cross with personas and scenarios.
+        targets: models under test; empty for the embedded demo model.
+        turns: the most target replies in one conversation.
+        seeds: one conversation per seed for every combination.
+        sample: draw this many conversations from the plan (with ``sample_seed``).
+        knowledge_check: also ask each target each scenario's question alone.
+        out: the output folder; by default ``runs/run-<hash of this config>``, so that
+            running the same command again resumes the same run.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: list[str] = Field(default_factory=list)
+    personas: list[str] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=lambda: list(Condition))
+    targets: list[TargetConfig] = Field(default_factory=list)
+    judge: str = "rules"
+    turns: int = Field(6, ge=1, le=100)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    sample: int | None = Field(None, ge=1)
+    sample_seed: int = 0
+    knowledge_check: bool = True
+    concurrency: int = Field(32, ge=1, le=4096)
+    rps: float | None = Field(None, gt=0)
+    out: Path | None = None
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_target_names(cls, targets: list[TargetConfig]) -> list[TargetConfig]:
+        names = [t.name for t in targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must differ; given twice: {', '.join(dupes)}")
+        return targets
+
+    def fingerprint(self) -> str:
+        """A short hash of what defines the run's plan (not where or how fast it runs)."""
+        plan = self.model_dump(
+            mode="json", include={"scenarios", "personas", "conditions", "judge", "turns", "seeds", "sample",
+                                  "sample_seed", "knowledge_check"}
+        )
+        plan["targets"] = [t.identity() for t in self.targets]
+        return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:12]
+
+    def output_dir(self) -> Path:
+        """Where the run writes: ``out``, or ``runs/run-<fingerprint>``."""
+        return self.out if self.out is not None else Path("runs") / f"run-{self.fingerprint()}"
+
+
+def load_config(path: Path) -> RunConfig:
+    """Load a run config; scenario and persona files it names must exist.
+
+    Raises:
+        FileErrors: every problem, each with file, line and column.
+    """
+    located = parse_yaml(read_text(path, "config file"), str(path))
+    config = validate_data(located, RunConfig)
+    base = path.parent
+    errors: list[FileError] = []
+    for field in ("scenarios", "personas"):
+        refs: list[str] = getattr(config, field)
+        resolved = []
+        for i, ref in enumerate(refs):
+            if ref.endswith((".yaml", ".yml")) or "/" in ref:
+                full = (base / ref) if not Path(ref).is_absolute() else Path(ref)
+                if not full.exists():
+                    errors.append(located.error((field, i), f"{field[:-1]} file {ref!r} does not exist (looked in {base})"))
+                ref = str(full)
+            resolved.append(ref)
+        setattr(config, field, resolved)
+    if config.out is not None and not config.out.is_absolute():
+        config.out = base / config.out
+    if errors:
+        raise FileErrors(errors)
+    return config

@@ -1,0 +1,110 @@
+"""The plan: every (scenario x persona x condition x target x seed) as a ConversationSpec."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from personas import LoadedPersona
+from scenarios import Condition, LoadedScenario
+from simulator.config import TargetConfig
+
+__all__ = ["ConversationSpec", "build_plan", "conversation_id", "knowledge_checks", "sample_plan"]
+
+
+@dataclass(frozen=True)
+class ConversationSpec:
+    """One conversation to hold. ``id`` is a hash of everything that defines it."""
+
+    id: str
+    kind: Literal["conversation", "knowledge_check"]
+    scenario: LoadedScenario
+    persona: LoadedPersona | None
+    condition: Condition
+    target: TargetConfig
+    seed: int
+    max_turns: int
+    judge: str
+
+
+def conversation_id(
+    kind: str,
+    scenario: LoadedScenario,
+    persona: LoadedPersona | None,
+    condition: Condition,
+    target: TargetConfig,
+    seed: int,
+    max_turns: int,
+    judge: str,
+) -> str:
+    """A stable id: the same inputs give the same id on any machine, in any order."""
+    defining = {
+        "kind": kind,
+        "scenario": [scenario.scenario.id, scenario.sha256],
+        "persona": [persona.persona.id, persona.sha256] if persona else None,
+        "condition": str(condition),
+        "target": target.identity(),
+        "seed": seed,
+        "max_turns": max_turns,
+        "judge": judge,
+    }
+    return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _spec(
+    kind: Literal["conversation", "knowledge_check"],
+    scenario: LoadedScenario,
+    persona: LoadedPersona | None,
+    condition: Condition,
+    target: TargetConfig,
+    seed: int,
+    max_turns: int,
+    judge: str,
+) -> ConversationSpec:
+    cid = conversation_id(kind, scenario, persona, condition, target, seed, max_turns, judge)
+    return ConversationSpec(cid, kind, scenario, persona, condition, target, seed, max_turns, judge)
+
+
+def build_plan(
+    scenarios: Sequence[LoadedScenario],
+    personas: Sequence[LoadedPersona],
+    conditions: Sequence[Condition],
+    targets: Sequence[TargetConfig],
+    seeds: Sequence[int],
+    max_turns: int,
+    judge: str,
+) -> list[ConversationSpec]:
+    """Cross everything into conversations; every target sees the same conversations."""
+    return [
+        _spec("conversation", scenario, persona, condition, target, seed, max_turns, judge)
+        for scenario, persona, condition, seed, target in itertools.product(
+            scenarios, personas, conditions, seeds, targets
+        )
+    ]
+
+
+def knowledge_checks(
+    scenarios: Sequence[LoadedScenario], targets: Sequence[TargetConfig], judge: str
+) -> list[ConversationSpec]:
+    """One single-turn check per scenario and target: the direct question alone."""
+    return [
+        _spec("knowledge_check", scenario, None, Condition.NEUTRAL, target, 0, 1, judge)
+        for scenario, target in itertools.product(scenarios, targets)
+    ]
+
+
+def sample_plan(plan: Sequence[ConversationSpec], n: int, seed: int) -> list[ConversationSpec]:
+    """Draw ``n`` conversations, keeping whole groups across targets so that pairs stay paired."""
+    groups: dict[tuple[object, ...], list[ConversationSpec]] = {}
+    for spec in plan:
+        key = (spec.scenario.scenario.id, spec.persona.persona.id if spec.persona else None, spec.condition, spec.seed)
+        groups.setdefault(key, []).append(spec)
+    keys = list(groups)
+    per_group = max(1, len(plan) // max(1, len(keys)))
+    chosen = random.Random(seed).sample(keys, min(len(keys), max(1, n // per_group)))
+    return [spec for key in chosen for spec in groups[key]]

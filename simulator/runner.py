@@ -1,0 +1,75 @@
+"""The batch runner: many conversations in flight, each written out as soon as it ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from scenarios import Transcript
+from scoring import Judge
+from simulator.backends.base import Backend
+from simulator.engine import run_conversation
+from simulator.plan import ConversationSpec
+from simulator.store import TranscriptStore
+
+__all__ = ["BatchSummary", "pending", "run_batch"]
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did: conversations by status, and those skipped because they were done."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+
+    @property
+    def ran(self) -> int:
+        """Conversations run in this batch."""
+        return sum(self.statuses.values())
+
+
+def pending(plan: Sequence[ConversationSpec], store: TranscriptStore) -> list[ConversationSpec]:
+    """The conversations of the plan that the store does not hold yet."""
+    return [spec for spec in plan if spec.id not in store.statuses]
+
+
+async def run_batch(
+    specs: Sequence[ConversationSpec],
+    backends: Mapping[str, Backend],
+    judge: Judge,
+    store: TranscriptStore,
+    *,
+    concurrency: int,
+    on_done: Callable[[Transcript], None] | None = None,
+) -> BatchSummary:
+    """Run every spec with at most ``concurrency`` conversations in flight.
+
+    Each transcript is appended to the store the moment it ends, so an interruption
+    loses only conversations still in flight. ``backends`` maps target names to backends.
+    """
+    summary = BatchSummary()
+    queue: asyncio.Queue[ConversationSpec] = asyncio.Queue()
+    for spec in specs:
+        queue.put_nowait(spec)
+
+    async def worker() -> None:
+        while True:
+            try:
+                spec = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            transcript = await run_conversation(spec, backends[spec.target.name], judge)
+            store.append(transcript)
+            summary.statuses[transcript.status] += 1
+            if transcript.error_kind:
+                summary.errors[transcript.error_kind] += 1
+            if on_done is not None:
+                on_done(transcript)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(concurrency, len(specs))):
+            group.create_task(worker())
+    return summary

@@ -1,0 +1,98 @@
+"""The scripted simulated user: renders persona and scenario templates for each stage."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from personas import LoadedPersona, Tactic, tactic_phrases
+from scenarios import BELIEF_STATEMENT, NEUTRAL_FRAME, OPENING, Condition, LoadedScenario, Probe, StageKind, UserText
+
+__all__ = ["ScriptedUser", "UserMove"]
+
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class UserMove:
+    """What the user says at a stage, and the probe it asks, if any."""
+
+    text: str
+    probe: Probe | None = None
+
+
+class ScriptedUser:
+    """A user who says what the templates say, choosing among wordings with a seeded RNG.
+
+    Pushback follows the persona's tactics in order, cycling, until its persistence is
+    used up; follow-ups and probes are taken in the scenario's order, cycling.
+    """
+
+    def __init__(
+        self, scenario: LoadedScenario, persona: LoadedPersona | None, condition: Condition, seed: int
+    ) -> None:
+        self.scenario = scenario
+        self.persona = persona
+        self.condition = condition
+        self._rng = random.Random(seed)
+        self._pushbacks = 0
+        self._followups = 0
+        self._probes = 0
+        s = scenario.scenario
+        disclosure = ""
+        if condition.emotional and persona is not None:
+            disclosure = self._rng.choice(persona.persona.disclosures)
+        belief_statement = BELIEF_STATEMENT.format(belief=s.false_belief) if condition.false_belief else ""
+        self._variables = {
+            **s.vars,
+            "question": s.question,
+            "belief": s.false_belief,
+            "belief_statement": belief_statement,
+            "disclosure": disclosure,
+            "frame": NEUTRAL_FRAME,
+            "anecdote": s.anecdote,
+            "authority": s.authority,
+        }
+
+    def render(self, template: str | UserText) -> str:
+        """Fill a template; a two-wording text picks the wording for this condition."""
+        if isinstance(template, UserText):
+            template = template.belief if self.condition.false_belief else template.doubt
+        text = _SPACES.sub(" ", template.format_map(self._variables)).strip()
+        return text[:1].upper() + text[1:]
+
+    def move(self, stage: str) -> UserMove | None:
+        """The user's message at ``stage``; ``None`` when a pushback stage finds no pushback left."""
+        kind = self.scenario.flow.stages[stage].kind
+        own = self.scenario.user_text(stage)
+        if kind is StageKind.PUSHBACK:
+            if self.persona is None or self._pushbacks >= self.persona.persona.pushback.persistence:
+                return None
+            tactics = self.persona.persona.pushback.tactics
+            tactic = tactics[self._pushbacks % len(tactics)]
+            self._pushbacks += 1
+            return UserMove(self.render(own if own is not None else self._tactic_text(tactic)))
+        if kind is StageKind.PROBE:
+            probes = self.scenario.scenario.probes
+            probe = probes[self._probes % len(probes)]
+            self._probes += 1
+            return UserMove(self.render(own if own is not None else probe.question), probe)
+        if own is not None:
+            return UserMove(self.render(own))
+        if kind is StageKind.OPEN:
+            return UserMove(self.render(OPENING))
+        if kind is StageKind.FOLLOWUP:
+            followups = self.scenario.scenario.followups
+            self._followups += 1
+            return UserMove(self.render(followups[(self._followups - 1) % len(followups)]))
+        if kind is StageKind.CONCEDE:
+            concession = self.persona.persona.pushback.concession if self.persona else "Okay, thanks."
+            return UserMove(self.render(concession))
+        raise ValueError(f"stage {stage!r} of kind {kind} has no user text")
+
+    def _tactic_text(self, tactic: Tactic) -> str:
+        assert self.persona is not None
+        phrases = self.persona.persona.pushback.phrases.get(tactic) or tactic_phrases()[tactic]
+        lines = phrases.belief if self.condition.false_belief else phrases.doubt
+        return self._rng.choice(lines)
