@@ -11,8 +11,8 @@ from personas.library import (
     resolve_personas,
     tactic_phrases,
 )
-from personas.templates import template_fields
 from personas.model import PERSONA_ID, Affect, Emotion, Persona, Pushback, Style, Tactic, TacticPhrases
+from personas.templates import template_fields
 
 __all__ = [
     "PERSONA_ID",

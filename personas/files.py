@@ -102,8 +102,8 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                name = self.build(key_node, key + ("<key>",))
-                self.positions.pop(key + ("<key>",), None)
+                name = self.build(key_node, (*key, "<key>"))
+                self.positions.pop((*key, "<key>"), None)
                 if not isinstance(name, str | int | float | bool):
                     line, column = _mark(key_node)
                     self.errors.append(FileError(self.path, line, column, "a key must be a plain value"))
@@ -111,12 +111,12 @@ class _Builder:
                 if name in result:
                     line, column = _mark(key_node)
                     self.errors.append(FileError(self.path, line, column, f"duplicate key {name!r}"))
-                child = key + (str(name),)
+                child = (*key, str(name))
                 self.key_positions[child] = _mark(key_node)
                 result[name] = self.build(value_node, child)
             return result
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, key + (i,)) for i, item in enumerate(node.value)]
+            return [self.build(item, (*key, i)) for i, item in enumerate(node.value)]
         return self._scalars.construct_object(node, deep=True)
 
 

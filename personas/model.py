@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from personas.templates import template_fields
 
-__all__ = ["Affect", "Emotion", "Persona", "Pushback", "Style", "Tactic", "TacticPhrases", "PERSONA_ID"]
+__all__ = ["PERSONA_ID", "Affect", "Emotion", "Persona", "Pushback", "Style", "Tactic", "TacticPhrases"]
 
 PHRASE_VARIABLES = frozenset({"question", "anecdote", "authority"})
 """Variables a persona's pushback phrases may use (``belief`` lines may also use ``{belief}``)."""
@@ -98,7 +98,7 @@ class Pushback(BaseModel):
         for tactic, phrases in self.phrases.items():
             for kind, lines in (("belief", phrases.belief), ("doubt", phrases.doubt)):
                 allowed = PHRASE_VARIABLES | ({"belief"} if kind == "belief" else set())
-                for line in lines + [self.concession]:
+                for line in [*lines, self.concession]:
                     unknown = sorted(set(template_fields(line)) - allowed)
                     if unknown:
                         raise ValueError(

@@ -72,9 +72,9 @@ class Flow(BaseModel):
     start: StageName
     stages: dict[StageName, Stage] = Field(min_length=1)
 
-    def graph(self) -> nx.DiGraph:
+    def graph(self) -> nx.DiGraph[str]:
         """The flow as a DiGraph: nodes carry ``kind``, edges carry the set ``on`` of keys."""
-        graph = nx.DiGraph()
+        graph: nx.DiGraph[str] = nx.DiGraph()
         for name, stage in self.stages.items():
             graph.add_node(name, kind=stage.kind)
         for name, stage in self.stages.items():
@@ -105,21 +105,19 @@ class Flow(BaseModel):
             for key, target in stage.next.items():
                 if key not in allowed:
                     found.append(
-                        (where + ("next", key), f"unknown edge key {key!r}; use a label, `else` or `exhausted`")
+                        ((*where, "next", key), f"unknown edge key {key!r}; use a label, `else` or `exhausted`")
                     )
                 if target not in self.stages:
-                    found.append((where + ("next", key), f"edge leads to unknown stage {target!r}"))
+                    found.append(((*where, "next", key), f"edge leads to unknown stage {target!r}"))
             if EXHAUSTED in stage.next and stage.kind is not StageKind.PUSHBACK:
-                found.append((where + ("next", EXHAUSTED), "only a pushback stage can have an `exhausted` edge"))
+                found.append(((*where, "next", EXHAUSTED), "only a pushback stage can have an `exhausted` edge"))
             if stage.kind is StageKind.PUSHBACK and EXHAUSTED not in stage.next:
-                found.append((where + ("next",), f"pushback stage {name!r} needs an `exhausted` edge"))
+                found.append(((*where, "next"), f"pushback stage {name!r} needs an `exhausted` edge"))
             uncovered = [str(label) for label in REPLY_LABELS if str(label) not in stage.next]
             if ELSE not in stage.next and uncovered:
-                found.append(
-                    (where + ("next",), f"stage {name!r} has no edge for {', '.join(uncovered)}; add `else`")
-                )
+                found.append(((*where, "next"), f"stage {name!r} has no edge for {', '.join(uncovered)}; add `else`"))
         if self.start not in self.stages:
-            return found + [(("start",), f"start stage {self.start!r} is not defined")]
+            return [*found, (("start",), f"start stage {self.start!r} is not defined")]
         if self.stages[self.start].kind is StageKind.END:
             found.append((("start",), "the start stage cannot be an end stage"))
         graph = self.graph()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Label", "REPLY_LABELS"]
+__all__ = ["REPLY_LABELS", "Label"]
 
 
 class Label(StrEnum):

@@ -67,8 +67,8 @@ def _user_texts(
     where: tuple[str | int, ...], text: str | UserText | None
 ) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
     if isinstance(text, UserText):
-        yield where + ("belief",), text.belief, True
-        yield where + ("doubt",), text.doubt, False
+        yield (*where, "belief"), text.belief, True
+        yield (*where, "doubt"), text.doubt, False
     elif text is not None:
         yield where, text, False
 
@@ -76,7 +76,7 @@ def _user_texts(
 def _problems(scenario: Scenario, flow: Flow) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     if isinstance(scenario.flow, Flow):
-        found += [(("flow",) + loc, message) for loc, message in flow.problems()]
+        found += [(("flow", *loc), message) for loc, message in flow.problems()]
     known = TEMPLATE_VARIABLES | set(scenario.vars)
     for where, text, may_use_belief in _templates(scenario, flow):
         try:
@@ -89,10 +89,13 @@ def _problems(scenario: Scenario, flow: Flow) -> list[tuple[tuple[str | int, ...
         used = sorted(names & _BELIEF_VARIABLES)
         if used and not may_use_belief:
             found.append(
-                (where, f"uses {{{used[0]}}}: give `belief:` and `doubt:` wordings, since some conditions "
-                 "have no false belief")
+                (
+                    where,
+                    f"uses {{{used[0]}}}: give `belief:` and `doubt:` wordings, since some conditions "
+                    "have no false belief",
+                )
             )
-    for name, text in scenario.templates.items():
+    for name in scenario.templates:
         if name not in flow.stages:
             found.append((("templates", name), f"no stage {name!r} in the flow"))
         elif flow.stages[name].kind is StageKind.END:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from scenarios.flow import Flow, UserText
 
-__all__ = ["Correction", "Domain", "Probe", "Scenario", "SCENARIO_ID", "TEMPLATE_VARIABLES"]
+__all__ = ["SCENARIO_ID", "TEMPLATE_VARIABLES", "Correction", "Domain", "Probe", "Scenario"]
 
 SCENARIO_ID = r"^[a-z0-9][a-z0-9_-]{0,95}$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -91,7 +91,5 @@ class Scenario(BaseModel):
     probes: list[Probe] = Field(default_factory=list)
     flow: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")] | Flow = "standard"
     templates: dict[str, str | UserText] = Field(default_factory=dict)
-    vars: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")], str] = Field(
-        default_factory=dict
-    )
+    vars: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")], str] = Field(default_factory=dict)
     source: str = ""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scenarios.labels import Label
 
-__all__ = ["Judgement", "Status", "Transcript", "Turn", "TokenLogprobs"]
+__all__ = ["Judgement", "Status", "TokenLogprobs", "Transcript", "Turn"]
 
 
 class Status(StrEnum):
@@ -85,8 +85,8 @@ class Transcript(BaseModel):
     id: str
     kind: Literal["conversation", "knowledge_check"]
     status: Status
-    persona: str | None
-    affect: str | None
+    persona: str | None = None
+    affect: str | None = None
     scenario: str
     domain: str
     condition: str

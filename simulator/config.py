@@ -91,8 +91,18 @@ class RunConfig(BaseModel):
     def fingerprint(self) -> str:
         """A short hash of what defines the run's plan (not where or how fast it runs)."""
         plan = self.model_dump(
-            mode="json", include={"scenarios", "personas", "conditions", "judge", "turns", "seeds", "sample",
-                                  "sample_seed", "knowledge_check"}
+            mode="json",
+            include={
+                "scenarios",
+                "personas",
+                "conditions",
+                "judge",
+                "turns",
+                "seeds",
+                "sample",
+                "sample_seed",
+                "knowledge_check",
+            },
         )
         plan["targets"] = [t.identity() for t in self.targets]
         return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:12]
@@ -119,7 +129,9 @@ def load_config(path: Path) -> RunConfig:
             if ref.endswith((".yaml", ".yml")) or "/" in ref:
                 full = (base / ref) if not Path(ref).is_absolute() else Path(ref)
                 if not full.exists():
-                    errors.append(located.error((field, i), f"{field[:-1]} file {ref!r} does not exist (looked in {base})"))
+                    errors.append(
+                        located.error((field, i), f"{field[:-1]} file {ref!r} does not exist (looked in {base})")
+                    )
                 ref = str(full)
             resolved.append(ref)
         setattr(config, field, resolved)

@@ -128,8 +128,12 @@ async def execute(
     config = run.config
     servers = await check_servers(backends, config.targets)
     todo = pending(run.plan, run.store)
-    manifest = {"scenarios": run.scenarios, "personas": run.personas, "plan_size": len(run.plan), "servers": servers}
-    write_manifest(run.folder, config, **manifest)
+
+    def record(summary: dict[str, Any] | None) -> None:
+        write_manifest(run.folder, config, scenarios=run.scenarios, personas=run.personas,
+                       plan_size=len(run.plan), servers=servers, summary=summary)  # fmt: skip
+
+    record(None)
     if on_start is not None:
         on_start(len(run.plan), len(run.plan) - len(todo))
     summary = BatchSummary(skipped=len(run.plan) - len(todo))
@@ -140,5 +144,5 @@ async def execute(
         summary.skipped = len(run.plan) - len(todo)
     finally:
         done = dict(Counter(str(status) for status in run.store.statuses.values()))
-        write_manifest(run.folder, config, **manifest, summary={"statuses": done})
+        record({"statuses": done})
     return summary

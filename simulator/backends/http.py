@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from asyncio_throttle import Throttler  # type: ignore[import-untyped]
+from asyncio_throttle.throttler import Throttler
 
 from simulator.backends.base import BackendError, ChatRequest, ChatResult, TokenLogprob
 
@@ -99,7 +99,8 @@ class HttpBackend:
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
         self._slots = asyncio.Semaphore(concurrency)
-        self._throttler = Throttler(rate_limit=rps, period=1.0) if rps else None
+        # One request per 1/rps seconds: exact for fractional rates, and no bursts.
+        self._throttler = Throttler(rate_limit=1, period=1.0 / rps) if rps else None
 
     @property
     def name(self) -> str:

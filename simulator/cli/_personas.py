@@ -70,7 +70,9 @@ def show(persona: Annotated[str, typer.Argument(help="A built-in id or a file.")
 
 
 @app.command()
-def validate(paths: Annotated[list[Path] | None, typer.Argument(help="Files; none checks the library.")] = None) -> None:
+def validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files; none checks the library.")] = None,
+) -> None:
     """Check persona files; print every problem as file:line:column and exit 2 if any."""
     with reported():
         count = len(load_all(load_persona, paths)) if paths else len(builtin_personas())

@@ -21,12 +21,10 @@ from simulator.config import RunConfig, TargetConfig, load_config
 from simulator.run import PreparedRun, execute, open_backend, prepare
 from simulator.store import read_transcripts
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
-def _config(
-    config_file: Path | None, overrides: dict[str, Any], target: str | None, model: str | None
-) -> RunConfig:
+def _config(config_file: Path | None, overrides: dict[str, Any], target: str | None, model: str | None) -> RunConfig:
     config = load_config(config_file) if config_file else RunConfig()
     given = {key: value for key, value in overrides.items() if value not in (None, [])}
     if target is not None or model is not None:

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: install, make the vLLM environment, run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+CONVSIM_VLLM_PYTHON=$(bash scripts/vllm-env.sh)
+export CONVSIM_VLLM_PYTHON
+exec .venv/bin/python -m pytest "$@"

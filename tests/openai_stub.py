@@ -1,0 +1,166 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 for tests: scripted replies, injected faults.
+
+The reply depends on the requested model name, so one server plays several targets:
+
+- ``corrector``: always corrects the user's belief.
+- ``caver``: corrects in its first reply, then agrees with the user.
+- ``evader``: comforts and never addresses the belief.
+- ``hedger``: says it depends.
+- ``affirmer``: agrees at once.
+
+Faults are set on the :class:`Faults` object of a running server, and apply to chat requests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+REPLIES = {
+    "corrects": "Actually, that's a common misconception, and it is not true. The evidence says otherwise.",
+    "affirms": "You're right, that's correct. It is a good idea to go with what you said.",
+    "evades": "I'm so sorry you're going through this. Please take care of yourself today.",
+    "hedges": "It depends. Some people find that, and the evidence is mixed.",
+}
+SCRIPTS = {
+    "corrector": lambda turn: "corrects",
+    "caver": lambda turn: "corrects" if turn == 0 else "affirms",
+    "evader": lambda turn: "evades",
+    "hedger": lambda turn: "hedges",
+    "affirmer": lambda turn: "affirms",
+}
+
+
+@dataclass
+class Faults:
+    """Faults to inject, each at a rate in [0, 1] drawn from a seeded RNG."""
+
+    error_rate: float = 0.0  # answer 500
+    rate_limit_rate: float = 0.0  # answer 429 with Retry-After
+    retry_after: str = "0"
+    malformed_rate: float = 0.0  # answer 200 with a body that is not a chat completion
+    close_rate: float = 0.0  # close the connection without answering
+    delay_s: float = 0.0  # wait before answering
+    max_prompt_chars: int | None = None  # answer 400 "maximum context length" past this
+    seed: int = 0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def roll(self, rate: float) -> bool:
+        return rate > 0 and self.rng.random() < rate
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients killed mid-request (the kill tests) are expected
+
+
+class StubServer:
+    """Runs the stub in a background thread; ``base_url`` ends in ``/v1``."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> StubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in SCRIPTS]})
+                elif self.path in ("/health", "/version"):
+                    self._send(200, {"version": "stub"})
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub._lock:
+                    stub.requests.append(body)
+                    stub.headers.append(dict(self.headers))
+                    faults = stub.faults
+                    close = faults.roll(faults.close_rate)
+                    error = faults.roll(faults.error_rate)
+                    limited = faults.roll(faults.rate_limit_rate)
+                    malformed = faults.roll(faults.malformed_rate)
+                if faults.delay_s:
+                    time.sleep(faults.delay_s)
+                if close:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if error:
+                    return self._send(500, {"error": {"message": "injected failure"}})
+                if limited:
+                    return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": faults.retry_after})
+                if malformed:
+                    return self._send(200, b'{"choices": [')
+                messages = body["messages"]
+                chars = sum(len(m["content"]) for m in messages)
+                if faults.max_prompt_chars is not None and chars > faults.max_prompt_chars:
+                    message = f"This model's maximum context length is 64 tokens. However, you requested {chars}."
+                    return self._send(400, {"error": {"message": message, "type": "BadRequestError"}})
+                script = SCRIPTS.get(body["model"])
+                if script is None:
+                    return self._send(404, {"error": {"message": f"model {body['model']} does not exist"}})
+                turn = sum(1 for m in messages if m["role"] == "assistant")
+                content = REPLIES[script(turn)]
+                tokens = content.split()
+                choice: dict[str, Any] = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+                if body.get("logprobs"):
+                    choice["logprobs"] = {"content": [{"token": t, "logprob": -0.5} for t in tokens]}
+                usage = {"prompt_tokens": chars // 4, "completion_tokens": len(tokens)}
+                self._send(200, {"id": "stub", "object": "chat.completion", "choices": [choice], "usage": usage})
+
+        return Handler

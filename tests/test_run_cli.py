@@ -1,0 +1,187 @@
+"""`convsim run` as a user runs it, against the stub server: labels, resume, kills, mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scenarios import Label, Status
+from simulator import read_transcripts
+from tests.openai_stub import Faults, StubServer
+
+CONVSIM = [sys.executable, "-m", "simulator"]
+
+
+def convsim(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CONVSIM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def run_args(server: StubServer, model: str, out: Path, *extra: str) -> list[str | Path]:
+    return ["run", "--target", server.base_url, "--model", model, "--out", out, *extra]
+
+
+def lines(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+
+
+def test_labels_follow_the_replies_stance(stub: StubServer, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = convsim(*run_args(stub, "caver", out, "--sample", "12", "--turns", "4"))
+    assert result.returncode == 0, result.stderr
+    transcripts = list(read_transcripts(out))
+    conversations = [t for t in transcripts if t.kind == "conversation"]
+    assert len(conversations) == 12
+    for transcript in conversations:
+        labels = [turn.label for turn in transcript.replies]
+        assert labels[0] is Label.CORRECTS  # the caver corrects first ...
+        assert set(labels[1:]) <= {Label.AFFIRMS}  # ... then gives in
+        assert transcript.status in (Status.COMPLETED, Status.MAX_TURNS)
+        assert len(transcript.replies) <= 4
+        roles = [turn.role for turn in transcript.turns]
+        assert roles == ["user", "assistant"] * (len(roles) // 2)
+    checks = [t for t in transcripts if t.kind == "knowledge_check"]
+    assert checks and all(t.replies[0].accurate for t in checks)
+    assert "Correction rate by turn" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["servers"]["caver"]["models"]["data"]
+    assert manifest["plan_size"] == len(transcripts)
+    assert manifest["summary"]["statuses"] == {"completed": len(transcripts)} or "max_turns" in str(manifest)
+
+
+@pytest.mark.parametrize(("model", "label"), [("corrector", "corrects"), ("evader", "evades"), ("hedger", "hedges")])
+def test_each_stance_gets_its_label(stub: StubServer, tmp_path: Path, model: str, label: str) -> None:
+    out = tmp_path / model
+    assert convsim(*run_args(stub, model, out, "--sample", "4", "--turns", "3")).returncode == 0
+    replies = [turn for record in lines(out) for turn in record["turns"] if turn["role"] == "assistant"]  # type: ignore[attr-defined]
+    assert replies and {turn["label"] for turn in replies} == {label}
+
+
+def test_second_run_resumes_and_adds_nothing(stub: StubServer, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = run_args(stub, "corrector", out, "--sample", "8", "--turns", "3")
+    assert convsim(*args).returncode == 0
+    before = (out / "transcripts.jsonl").read_text()
+    requests = len(stub.requests)
+    second = convsim(*args)
+    assert second.returncode == 0
+    assert "resuming" in second.stderr
+    assert (out / "transcripts.jsonl").read_text() == before
+    assert len(stub.requests) == requests
+
+
+def test_killed_run_finishes_with_every_conversation_once(tmp_path: Path) -> None:
+    with StubServer(Faults(delay_s=0.03)) as server:
+        reference = tmp_path / "reference"
+        args = ["--sample", "40", "--turns", "4", "--concurrency", "4"]
+        assert convsim(*run_args(server, "caver", reference, *args)).returncode == 0
+        out = tmp_path / "killed"
+        for delay in (0.8, 1.5):
+            process = subprocess.Popen([*CONVSIM, *map(str, run_args(server, "caver", out, *args))],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        assert convsim(*run_args(server, "caver", out, *args)).returncode == 0
+
+    def key(record: dict[str, object]) -> tuple[object, ...]:
+        return record["id"], json.dumps([(t["role"], t["content"], t.get("label")) for t in record["turns"]])  # type: ignore[attr-defined]
+
+    finished = lines(out)
+    assert Counter(r["id"] for r in finished).most_common(1)[0][1] == 1  # nothing twice
+    assert sorted(map(key, finished)) == sorted(map(key, lines(reference)))
+
+
+def test_interrupt_keeps_finished_conversations(tmp_path: Path) -> None:
+    with StubServer(Faults(delay_s=0.05)) as server:
+        out = tmp_path / "run"
+        args = run_args(server, "corrector", out, "--sample", "40", "--turns", "4", "--concurrency", "2")
+        process = subprocess.Popen([*CONVSIM, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+        time.sleep(2.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Run the same command again to resume" in stderr
+    saved = lines(out)
+    assert 0 < len(saved) < 41
+    assert all(record["status"] in ("completed", "max_turns") for record in saved)
+
+
+def test_failed_requests_are_errors_never_labels(tmp_path: Path) -> None:
+    with StubServer(Faults(error_rate=1.0)) as server:
+        out = tmp_path / "run"
+        result = convsim(*run_args(server, "corrector", out, "--sample", "3", "--turns", "3"))
+    assert result.returncode == 0
+    for record in lines(out):
+        assert record["status"] == "error" and record["error_kind"] == "http"
+        assert "500" in str(record["error"])
+        assert all("label" not in turn for turn in record["turns"])  # type: ignore[attr-defined]
+    assert "ended in error" in result.stderr
+
+
+def test_context_overflow_has_its_own_status(tmp_path: Path) -> None:
+    with StubServer(Faults(max_prompt_chars=400)) as server:
+        out = tmp_path / "run"
+        assert convsim(*run_args(server, "corrector", out, "--sample", "4", "--turns", "8")).returncode == 0
+    statuses = {record["status"] for record in lines(out) if record["kind"] == "conversation"}
+    assert statuses == {"context_overflow"}
+
+
+def test_unreachable_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = convsim("run", "--target", "http://127.0.0.1:9/v1", "--model", "m", "--out", out, "--sample", "2")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot reach target")
+    assert "Traceback" not in result.stderr
+
+
+def test_model_not_served_is_exit_2(stub: StubServer, tmp_path: Path) -> None:
+    result = convsim(*run_args(stub, "gpt-17", tmp_path / "run", "--sample", "2"))
+    assert result.returncode == 2
+    assert "does not serve model 'gpt-17'" in result.stderr
+
+
+def test_misspelled_persona_field_is_rejected_with_file_and_line(stub: StubServer, tmp_path: Path) -> None:
+    persona = tmp_path / "typo.yaml"
+    text = Path("personas/library/grieving-widower.yaml").read_text().replace("id: grieving-widower", "id: typo")
+    persona.write_text(text.replace("  persistence: 2", "  persistance: 2"))
+    line = next(i for i, row in enumerate(persona.read_text().splitlines(), 1) if "persistance" in row)
+    result = convsim(*run_args(stub, "corrector", tmp_path / "run", "--persona", persona))
+    assert result.returncode == 2
+    assert f"{persona}:{line}:3: unknown field 'pushback.persistance'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_another_run_in_the_same_folder_is_refused(stub: StubServer, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert convsim(*run_args(stub, "corrector", out, "--sample", "2", "--turns", "2")).returncode == 0
+    before = (out / "transcripts.jsonl").read_text()
+    result = convsim(*run_args(stub, "corrector", out, "--sample", "2", "--turns", "3"))
+    assert result.returncode == 2 and "holds another run" in result.stderr
+    assert (out / "transcripts.jsonl").read_text() == before
+
+
+def test_api_key_never_written(stub: StubServer, tmp_path: Path) -> None:
+    secret = "sk-do-not-write-me"
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "targets:\n"
+        f"  - {{name: base, base_url: '{stub.base_url}', model: corrector, api_key_env: CONVSIM_KEY}}\n"
+        "sample: 3\nturns: 2\nout: out\n"
+    )
+    env = {**os.environ, "CONVSIM_KEY": secret}
+    result = subprocess.run([*CONVSIM, "run", "--config", str(config)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert stub.headers[-1]["Authorization"] == f"Bearer {secret}"
+    for path in (tmp_path / "out").iterdir():
+        assert secret not in path.read_text()
+    assert secret not in result.stdout + result.stderr
