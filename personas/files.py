@@ -158,6 +158,8 @@ def _message(error: Any) -> str:
     if kind == "missing":
         return f"missing required field {loc!r}"
     message = str(error["msg"])
+    if kind == "string_type" and isinstance(error.get("input"), bool):
+        message += ' (YAML reads yes/no/true/false as booleans: quote it, as in "no")'
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return f"{loc}: {message}" if loc else message

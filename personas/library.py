@@ -39,10 +39,11 @@ class _TacticFile(BaseModel):
 
 
 def _load(text: str, source: str) -> LoadedPersona:
-    persona = validate_data(parse_yaml(text, source), Persona)
+    located = parse_yaml(text, source)
+    persona = validate_data(located, Persona)
     stem = Path(source).stem
     if persona.id != stem:
-        raise FileErrors([FileError(source, 1, 1, f"id {persona.id!r} must match the file name {stem!r}")])
+        raise FileErrors([located.error(("id",), f"id {persona.id!r} must match the file name {stem!r}")])
     return LoadedPersona(persona=persona, source=source, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 

@@ -52,6 +52,12 @@ class Affect(BaseModel):
     emotion: Emotion
     intensity: float = Field(ge=0.0, le=1.0)
 
+    @model_validator(mode="after")
+    def _neutral_is_calm(self) -> Affect:
+        if self.emotion is Emotion.NEUTRAL and self.intensity > 0.3:
+            raise ValueError("a neutral affect cannot have an intensity above 0.3")
+        return self
+
 
 class Style(BaseModel):
     """How the persona writes."""
@@ -95,16 +101,16 @@ class Pushback(BaseModel):
         unused = sorted(set(self.phrases) - set(self.tactics))
         if unused:
             raise ValueError(f"phrases given for tactics not in `tactics`: {', '.join(unused)}")
+        lines = [("concession", self.concession, PHRASE_VARIABLES)]
         for tactic, phrases in self.phrases.items():
-            for kind, lines in (("belief", phrases.belief), ("doubt", phrases.doubt)):
-                allowed = PHRASE_VARIABLES | ({"belief"} if kind == "belief" else set())
-                for line in [*lines, self.concession]:
-                    unknown = sorted(set(template_fields(line)) - allowed)
-                    if unknown:
-                        raise ValueError(
-                            f"phrases.{tactic}.{kind}: unknown variable {{{unknown[0]}}} in {line!r}; "
-                            f"use {', '.join(sorted(allowed))}"
-                        )
+            lines += [(f"phrases.{tactic}.belief", line, PHRASE_VARIABLES | {"belief"}) for line in phrases.belief]
+            lines += [(f"phrases.{tactic}.doubt", line, PHRASE_VARIABLES) for line in phrases.doubt]
+        for where, line, allowed in lines:
+            unknown = sorted(set(template_fields(line)) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"{where}: unknown variable {{{unknown[0]}}} in {line!r}; use {', '.join(sorted(allowed))}"
+                )
         return self
 
 
@@ -127,9 +133,3 @@ class Persona(BaseModel):
     style: Style = Style()
     pushback: Pushback
     instructions: str = ""
-
-    @model_validator(mode="after")
-    def _neutral_is_calm(self) -> Persona:
-        if self.affect.emotion is Emotion.NEUTRAL and self.affect.intensity > 0.3:
-            raise ValueError("a neutral persona cannot have an affect intensity above 0.3")
-        return self

@@ -14,6 +14,7 @@ from scenarios.library import (
     resolve_scenarios,
 )
 from scenarios.model import TEMPLATE_VARIABLES, Correction, Domain, Probe, Scenario
+from scenarios.system_prompts import builtin_system_prompts, system_prompt
 from scenarios.transcript import Judgement, Status, TokenLogprobs, Transcript, Turn
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "UserText",
     "builtin_flows",
     "builtin_scenarios",
+    "builtin_system_prompts",
     "load_scenario",
     "resolve_scenarios",
+    "system_prompt",
 ]

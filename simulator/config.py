@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from personas import FileError, FileErrors, parse_yaml, read_text, validate_data
-from scenarios import Condition
+from scenarios import Condition, system_prompt
 from simulator.backends.base import Sampling
 
 __all__ = ["RunConfig", "TargetConfig", "load_config"]
@@ -26,7 +26,8 @@ class TargetConfig(BaseModel):
         base_url: an OpenAI-compatible server (``http://host:8000/v1``); ``None`` for the
             embedded demo model.
         model: the served model or LoRA adapter name.
-        system_prompt: the system message; empty for none.
+        system_prompt: the system message: a built-in name (``neutral``, ``warm``), the
+            text itself, or empty for none.
         api_key_env: the environment variable holding the API key, if the server wants one.
             The key itself is never written anywhere.
     """
@@ -41,6 +42,11 @@ class TargetConfig(BaseModel):
     api_key_env: str | None = None
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(6, ge=0, le=50)
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _expand_builtin_prompt(cls, value: str) -> str:
+        return system_prompt(value)
 
     def identity(self) -> dict[str, Any]:
         """What makes two targets the same model under test (the URL is where, not what)."""
@@ -126,8 +132,8 @@ def load_config(path: Path) -> RunConfig:
         refs: list[str] = getattr(config, field)
         resolved = []
         for i, ref in enumerate(refs):
-            if ref.endswith((".yaml", ".yml")) or "/" in ref:
-                full = (base / ref) if not Path(ref).is_absolute() else Path(ref)
+            full = base / ref  # an absolute ref stays absolute
+            if ref.endswith((".yaml", ".yml")) or "/" in ref or full.is_dir():
                 if not full.exists():
                     errors.append(
                         located.error((field, i), f"{field[:-1]} file {ref!r} does not exist (looked in {base})")

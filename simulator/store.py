@@ -23,14 +23,20 @@ def read_transcripts(path: Path) -> Iterator[Transcript]:
     """Every conversation in a transcript file (a folder or the ``.jsonl`` itself).
 
     When an id appears more than once (a retried error), the last line wins.
+
+    Raises:
+        StoreError: a line is not a transcript.
     """
     file = path / TRANSCRIPTS if path.is_dir() else path
     latest: dict[str, int] = {}
     lines: list[str] = []
     with file.open(encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if line.endswith("\n"):
-                latest[json.loads(line)["id"]] = len(lines)
+                try:
+                    latest[json.loads(line)["id"]] = len(lines)
+                except (ValueError, KeyError, TypeError):
+                    raise StoreError(f"{file}:{number}: not a transcript line") from None
                 lines.append(line)
     for index in sorted(latest.values()):
         yield Transcript.model_validate_json(lines[index])
@@ -71,9 +77,12 @@ class TranscriptStore:
             keep = data.rfind(b"\n") + 1
             if keep < len(data):
                 handle.truncate(keep)
-        for line in data[:keep].splitlines():
-            record = json.loads(line)
-            self.statuses[record["id"]] = Status(record["status"])
+        for number, line in enumerate(data[:keep].splitlines(), start=1):
+            try:
+                record = json.loads(line)
+                self.statuses[record["id"]] = Status(record["status"])
+            except (ValueError, KeyError, TypeError):
+                raise StoreError(f"{self.path}:{number}: not a transcript line; move the file away or fix it") from None
 
     def append(self, transcript: Transcript) -> None:
         """Write one conversation as one line and flush it to the operating system.

@@ -12,6 +12,8 @@ from scenarios import BELIEF_STATEMENT, NEUTRAL_FRAME, OPENING, Condition, Loade
 __all__ = ["ScriptedUser", "UserMove"]
 
 _SPACES = re.compile(r"\s+")
+_COMMA_BEFORE_STOP = re.compile(r",\s*([.?!])")
+_SENTENCE_START = re.compile(r"(^|[.?!]\s+)([a-z])")
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,15 @@ class ScriptedUser:
         }
 
     def render(self, template: str | UserText) -> str:
-        """Fill a template; a two-wording text picks the wording for this condition."""
+        """Fill a template and tidy it: single spaces, sentences start with a capital.
+
+        A two-wording text picks the wording for this condition.
+        """
         if isinstance(template, UserText):
             template = template.belief if self.condition.false_belief else template.doubt
         text = _SPACES.sub(" ", template.format_map(self._variables)).strip()
-        return text[:1].upper() + text[1:]
+        text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse."
+        return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
     def move(self, stage: str) -> UserMove | None:
         """The user's message at ``stage``; ``None`` when a pushback stage finds no pushback left."""

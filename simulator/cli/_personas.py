@@ -88,6 +88,8 @@ def new(
     if not re.match(PERSONA_ID, persona_id):
         raise fail(f"invalid id {persona_id!r}: use lowercase letters, digits, - and _")
     path = out or Path(f"{persona_id}.yaml")
+    if path.stem != persona_id:
+        raise fail(f"the file name must be the id: use --out {path.with_name(persona_id + '.yaml')}")
     if path.exists():
         raise fail(f"{path} exists; choose another id or --out")
     path.write_text(TEMPLATE.format(id=persona_id, path=path), encoding="utf-8")

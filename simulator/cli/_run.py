@@ -24,12 +24,30 @@ from simulator.store import read_transcripts
 console = Console(stderr=True, soft_wrap=True)
 
 
-def _config(config_file: Path | None, overrides: dict[str, Any], target: str | None, model: str | None) -> RunConfig:
+def targets_from_flags(urls: list[str], models: list[str], prompts: list[str]) -> list[TargetConfig]:
+    """Targets from ``--target``/``--model``/``--system-prompt``: every model crossed with every prompt.
+
+    One URL serves every model (a base model and its LoRA adapters on one vLLM server),
+    or there is one URL per model.
+    """
+    if urls and not models:
+        raise typer.BadParameter("--target needs --model NAME (the served model or adapter name)")
+    if len(urls) > 1 and len(urls) != len(models):
+        raise typer.BadParameter("give one --target for all models, or one --target per --model")
+    servers: list[str | None] = [*urls] * len(models) if len(urls) == 1 else [*urls] or [None] * len(models)
+    targets = []
+    for url, model in zip(servers, models, strict=True):
+        for prompt in prompts or [""]:
+            name = model.replace("/", "_")[:48] + (f"+{prompt}" if len(prompts) > 1 else "")
+            targets.append(TargetConfig(name=name[:64], base_url=url, model=model, system_prompt=prompt))
+    return targets
+
+
+def _config(config_file: Path | None, overrides: dict[str, Any], targets: list[TargetConfig]) -> RunConfig:
     config = load_config(config_file) if config_file else RunConfig()
     given = {key: value for key, value in overrides.items() if value not in (None, [])}
-    if target is not None or model is not None:
-        name = model or "default"
-        given["targets"] = [TargetConfig(name=name.replace("/", "_")[:64], base_url=target, model=name)]
+    if targets:
+        given["targets"] = targets
     return RunConfig.model_validate({**config.model_dump(), **given}) if given else config
 
 
@@ -78,8 +96,13 @@ def run(
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario id, file or folder (repeatable).")] = None,
     persona: Annotated[list[str] | None, typer.Option(help="Persona id or file (repeatable).")] = None,
     condition: Annotated[list[Condition] | None, typer.Option(help="Condition (repeatable); default all four.")] = None,
-    target: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server (vLLM).")] = None,
-    model: Annotated[str | None, typer.Option(help="Served model or LoRA adapter name.")] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="Base URL of an OpenAI-compatible server, e.g. vLLM (repeatable).")
+    ] = None,
+    model: Annotated[list[str] | None, typer.Option(help="Served model or LoRA adapter name (repeatable).")] = None,
+    system_prompt: Annotated[
+        list[str] | None, typer.Option(help="Target system prompt: neutral, warm or text (repeatable: crossed).")
+    ] = None,
     judge: Annotated[str | None, typer.Option(help="Online judge: rules.")] = None,
     turns: Annotated[int | None, typer.Option(help="Most target replies per conversation.")] = None,
     sample: Annotated[int | None, typer.Option(help="Draw N conversations from the plan.")] = None,
@@ -98,7 +121,7 @@ def run(
             "sample": sample, "concurrency": concurrency, "rps": rps, "out": out,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
-        config = _config(config_file, overrides, target, model)
+        config = _config(config_file, overrides, targets_from_flags(target or [], model or [], system_prompt or []))
         if not config.targets:
             raise typer.BadParameter("give --target URL and --model NAME (or targets in --config)")
         prepared = prepare(config)

@@ -57,12 +57,13 @@ def mermaid(loaded: LoadedScenario) -> str:
     """The scenario's flow as a Mermaid flowchart."""
     graph = loaded.flow.graph()
     lines = ["flowchart TD"]
+    # Node ids get a prefix: Mermaid reserves words such as `end`.
     for name, data in graph.nodes(data=True):
         shape = f'(["{name}"])' if str(data["kind"]) == "end" else f'["{name}<br/><small>{data["kind"]}</small>"]'
-        lines.append(f"    {name}{shape}")
-    lines.append(f"    flow_start((start)) --> {loaded.flow.start}")
+        lines.append(f"    s_{name}{shape}")
+    lines.append(f"    flow_start((start)) --> s_{loaded.flow.start}")
     for source, target, data in graph.edges(data=True):
-        lines.append(f"    {source} -->|{' / '.join(sorted(data['on']))}| {target}")
+        lines.append(f"    s_{source} -->|{' / '.join(sorted(data['on']))}| s_{target}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,137 @@
+"""`convsim doctor`: what an OpenAI-compatible endpoint can do for convsim."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from simulator.backends.base import BackendError, ChatMessage, ChatRequest, Sampling
+from simulator.backends.http import HttpBackend
+
+__all__ = ["Check", "diagnose", "prometheus_total"]
+
+_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}, "confidence": {"type": "number"}},
+    "required": ["answer", "confidence"],
+    "additionalProperties": False,
+}
+
+
+@dataclass
+class Check:
+    """One capability: whether it works (``None``: could not tell), what was seen, and if convsim needs it."""
+
+    name: str
+    ok: bool | None
+    detail: str
+    required: bool = False
+
+
+def prometheus_total(text: str, metric: str) -> float | None:
+    """Sum a counter over all its label sets in Prometheus text; ``None`` if absent."""
+    pattern = re.compile(rf"^{re.escape(metric)}(?:{{[^}}]*}})?\s+([0-9.eE+-]+)\s*$", re.MULTILINE)
+    values = [float(v) for v in pattern.findall(text)]
+    return sum(values) if values else None
+
+
+def _ask(text: str, **kwargs: Any) -> ChatRequest:
+    sampling = kwargs.pop("sampling", Sampling(max_tokens=16))
+    return ChatRequest(messages=(ChatMessage(role="user", content=text),), sampling=sampling, **kwargs)
+
+
+async def _metrics(client: httpx.AsyncClient, root: str) -> str | None:
+    try:
+        response = await client.get(f"{root}/metrics")
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None
+
+
+async def diagnose(base_url: str, model: str | None, api_key_env: str | None = None) -> list[Check]:
+    """Probe an endpoint; stops early when it cannot be reached or serves no model."""
+    probe = HttpBackend(base_url, model or "", api_key_env=api_key_env, timeout=60, max_retries=1)
+    checks: list[Check] = []
+    try:
+        try:
+            listing = await probe.get_json("/models")
+        except BackendError as exc:
+            return [Check("reachable", False, exc.reason, required=True)]
+        checks.append(Check("reachable", True, probe.base_url, required=True))
+        entries = [m for m in listing.get("data", []) if isinstance(m, dict)]
+        bases = [m["id"] for m in entries if not m.get("parent")]
+        adapters = [f"{m['id']} (on {m['parent']})" for m in entries if m.get("parent")]
+        served = ", ".join(bases) + (f"; LoRA adapters: {', '.join(adapters)}" if adapters else "")
+        chosen = model or (bases[0] if bases else None)
+        ids = [m["id"] for m in entries]
+        checks.append(Check("models served", chosen in ids, served or "none", required=True))
+        if chosen not in ids:
+            return checks
+        assert chosen is not None
+        probe.model = chosen
+        try:
+            version = (await probe.get_json("/version")).get("version", "?")
+            checks.append(Check("server version", True, f"vLLM {version}"))
+        except BackendError:
+            checks.append(Check("server version", None, "no /version (not vLLM?)"))
+        entry = next(m for m in entries if m["id"] == chosen)
+        length = entry.get("max_model_len")
+        checks.append(Check("max context length", length is not None, f"{length} tokens" if length else "not reported"))
+        checks += await _generation_checks(probe)
+        checks.append(await _prefix_cache_check(probe))
+    finally:
+        await probe.aclose()
+    return checks
+
+
+async def _generation_checks(probe: HttpBackend) -> list[Check]:
+    checks = []
+    try:
+        reply = await probe.chat(_ask("Say hello."))
+        checks.append(Check("chat template", True, f"replied {reply.content[:40]!r}", required=True))
+    except BackendError as exc:
+        return [Check("chat template", False, exc.reason, required=True)]
+    sampled = Sampling(temperature=1.0, max_tokens=24)
+    try:
+        first = await probe.chat(_ask("Tell me a short story.", sampling=sampled, seed=7))
+        second = await probe.chat(_ask("Tell me a short story.", sampling=sampled, seed=7))
+        same = first.content == second.content
+        checks.append(Check("seeds", same, "same seed, same reply" if same else "same seed gave different replies"))
+    except BackendError as exc:
+        checks.append(Check("seeds", False, exc.reason))
+    try:
+        result = await probe.chat(_ask("Say yes.", sampling=Sampling(max_tokens=4, logprobs=True, top_logprobs=1)))
+        ok = bool(result.logprobs)
+        checks.append(Check("logprobs", ok, f"{len(result.logprobs or [])} token logprobs" if ok else "none returned"))
+    except BackendError as exc:
+        checks.append(Check("logprobs", False, exc.reason))
+    try:
+        request = _ask("Is water wet? Answer in JSON.", sampling=Sampling(max_tokens=40), json_schema=_SCHEMA)
+        result = await probe.chat(request)
+        answer = json.loads(result.content)
+        ok = isinstance(answer, dict) and answer.get("answer") in ("yes", "no") and "confidence" in answer
+        checks.append(Check("structured output", ok, f"{result.content[:50]}"))
+    except (BackendError, ValueError) as exc:
+        checks.append(Check("structured output", False, str(exc)[:80]))
+    return checks
+
+
+async def _prefix_cache_check(probe: HttpBackend) -> Check:
+    root = probe.base_url.removesuffix("/v1")
+    async with httpx.AsyncClient(timeout=30) as client:
+        before_text = await _metrics(client, root)
+        if before_text is None:
+            return Check("prefix caching", None, "no /metrics to read")
+        before = prometheus_total(before_text, "vllm:prefix_cache_hits_total")
+        if before is None:
+            return Check("prefix caching", None, "no vllm:prefix_cache_hits_total metric")
+        prompt = "Remember this list: " + ", ".join(f"item {i}" for i in range(120)) + ". Which came first?"
+        for _ in range(2):
+            await probe.chat(_ask(prompt, sampling=Sampling(max_tokens=2)))
+        after = prometheus_total(await _metrics(client, root) or "", "vllm:prefix_cache_hits_total") or 0.0
+    hits = after - before
+    return Check("prefix caching", hits > 0, f"{hits:.0f} cached tokens on a repeated prompt")
