@@ -55,6 +55,8 @@ class Stage(BaseModel):
             conditions without the false belief have a wording too.
         next: the stage to go to, by the label of the target's reply, ``else`` and,
             for pushback stages, ``exhausted``. Empty for an ``end`` stage.
+        verbatim: send the user text exactly as filled in, without tidying spaces and
+            capitals (for replaying a published protocol word for word).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +64,7 @@ class Stage(BaseModel):
     kind: StageKind
     user: str | UserText | None = None
     next: dict[str, StageName] = Field(default_factory=dict)
+    verbatim: bool = False
 
 
 class Flow(BaseModel):

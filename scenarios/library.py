@@ -73,6 +73,13 @@ def _user_texts(
         yield where, text, False
 
 
+def _safe_fields(text: str) -> list[str]:
+    try:
+        return template_fields(text)
+    except ValueError:
+        return []
+
+
 def _problems(scenario: Scenario, flow: Flow) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     if isinstance(scenario.flow, Flow):
@@ -101,6 +108,11 @@ def _problems(scenario: Scenario, flow: Flow) -> list[tuple[tuple[str | int, ...
         elif flow.stages[name].kind is StageKind.END:
             found.append((("templates", name), f"stage {name!r} is an end stage and says nothing"))
     kinds = {stage.kind for stage in flow.stages.values()}
+    mentioned = {name for _, text, _ in _templates(scenario, flow) for name in _safe_fields(text)}
+    for field in ("anecdote", "authority"):
+        if not getattr(scenario, field) and (StageKind.PUSHBACK in kinds or field in mentioned):
+            why = "the flow has a pushback stage" if StageKind.PUSHBACK in kinds else f"a template uses {{{field}}}"
+            found.append(((), f"missing field {field!r}: {why}"))
     if StageKind.FOLLOWUP in kinds and not scenario.followups:
         found.append((("followups",), "the flow has a followup stage, so give at least one follow-up"))
     if StageKind.PROBE in kinds and not scenario.probes:

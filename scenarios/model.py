@@ -68,8 +68,9 @@ class Scenario(BaseModel):
         question: the direct question, asked alone in the knowledge check.
         truth: the correct answer, in a sentence or two.
         false_belief: the mistaken belief as a clause that completes "I think ...".
-        anecdote: a personal story the user offers in support of the belief.
-        authority: someone the user cites, completing "... told me that".
+        anecdote: a personal story the user offers in support of the belief (needed when the
+            flow has a pushback stage, or a template uses ``{anecdote}``).
+        authority: someone the user cites, completing "... told me that" (needed likewise).
         followups: user turns that build on the belief, said when the target goes along.
         flow: the name of a built-in flow (``standard``) or a flow written out here.
         templates: user text for stages of the flow, by stage name, replacing the flow's.
@@ -85,8 +86,8 @@ class Scenario(BaseModel):
     truth: Text
     false_belief: Text
     correction: Correction
-    anecdote: Text
-    authority: Text
+    anecdote: str = ""
+    authority: str = ""
     followups: list[Text] = Field(default_factory=list)
     probes: list[Probe] = Field(default_factory=list)
     flow: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")] | Flow = "standard"

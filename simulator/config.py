@@ -13,7 +13,7 @@ from personas import FileError, FileErrors, parse_yaml, read_text, validate_data
 from scenarios import Condition, system_prompt
 from simulator.backends.base import Sampling
 
-__all__ = ["RunConfig", "TargetConfig", "load_config"]
+__all__ = ["EMBEDDED_TARGET", "RunConfig", "TargetConfig", "load_config"]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 
@@ -51,6 +51,10 @@ class TargetConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """What makes two targets the same model under test (the URL is where, not what)."""
         return self.model_dump(include={"name", "model", "system_prompt", "sampling"}, mode="json")
+
+
+EMBEDDED_TARGET = TargetConfig(name="smollm2-demo", model="SmolLM2-135M-Instruct", sampling=Sampling(max_tokens=64))
+"""The target used when none is given: the tiny embedded model, no server needed."""
 
 
 class RunConfig(BaseModel):

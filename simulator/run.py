@@ -72,9 +72,19 @@ def prepare(config: RunConfig) -> PreparedRun:
 
 
 def open_backend(target: TargetConfig, config: RunConfig) -> Backend:
-    """The backend that serves a target."""
+    """The backend that serves a target: its HTTP server, or the embedded model when it has no URL.
+
+    Raises:
+        RunError: the embedded model is wanted but not installed.
+    """
     if target.base_url is None:
-        raise RunError(f"target {target.name!r} has no base_url")
+        from simulator.backends.embedded import EmbeddedBackend
+        from simulator.models import ModelUnavailable, default_model_dir
+
+        try:
+            return EmbeddedBackend(default_model_dir())
+        except ModelUnavailable as exc:
+            raise RunError(str(exc)) from None
     return HttpBackend(
         target.base_url,
         target.model,

@@ -57,13 +57,16 @@ class ScriptedUser:
             "authority": s.authority,
         }
 
-    def render(self, template: str | UserText) -> str:
+    def render(self, template: str | UserText, *, verbatim: bool = False) -> str:
         """Fill a template and tidy it: single spaces, sentences start with a capital.
 
-        A two-wording text picks the wording for this condition.
+        A two-wording text picks the wording for this condition. ``verbatim`` only strips
+        the spaces an empty variable leaves at either end.
         """
         if isinstance(template, UserText):
             template = template.belief if self.condition.false_belief else template.doubt
+        if verbatim:
+            return template.format_map(self._variables).strip()
         text = _SPACES.sub(" ", template.format_map(self._variables)).strip()
         text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse."
         return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
@@ -85,7 +88,7 @@ class ScriptedUser:
             self._probes += 1
             return UserMove(self.render(own if own is not None else probe.question), probe)
         if own is not None:
-            return UserMove(self.render(own))
+            return UserMove(self.render(own, verbatim=self.scenario.flow.stages[stage].verbatim))
         if kind is StageKind.OPEN:
             return UserMove(self.render(OPENING))
         if kind is StageKind.FOLLOWUP:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from simulator.cli import _personas, _run, _scenarios
+from simulator.cli import _personas, _run, _scenarios, _servers
 
 app = typer.Typer(
     name="convsim",
@@ -14,6 +14,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(_run.run)
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_servers.serve)
+app.command()(_servers.doctor)
 app.add_typer(_personas.app, name="personas")
 app.add_typer(_scenarios.app, name="scenarios")
 

@@ -17,7 +17,7 @@ from scenarios import Condition, Transcript
 from scoring import CorrectionRates, correction_rate_by_turn
 from simulator.backends.base import Backend
 from simulator.cli._errors import reported
-from simulator.config import RunConfig, TargetConfig, load_config
+from simulator.config import EMBEDDED_TARGET, RunConfig, TargetConfig, load_config
 from simulator.run import PreparedRun, execute, open_backend, prepare
 from simulator.store import read_transcripts
 
@@ -123,7 +123,11 @@ def run(
         }  # fmt: skip
         config = _config(config_file, overrides, targets_from_flags(target or [], model or [], system_prompt or []))
         if not config.targets:
-            raise typer.BadParameter("give --target URL and --model NAME (or targets in --config)")
+            config = config.model_copy(update={"targets": [EMBEDDED_TARGET]})
+            console.print(
+                "[yellow]no --target: using the embedded SmolLM2-135M demo model, a tiny model for trying convsim "
+                "out; for real results point --target at a vLLM server (convsim serve MODEL)[/yellow]"
+            )
         prepared = prepare(config)
         console.print(f"run folder: {prepared.folder}  ({len(prepared.plan)} conversations planned)")
         try:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from personas import load_all
-from scenarios import LoadedScenario, builtin_scenarios, load_scenario, resolve_scenarios
+from scenarios import LoadedScenario, Scenario, builtin_scenarios, load_scenario, resolve_scenarios
+from scenarios.importers import TABLE_FIELDS, import_sycon, import_table, import_truthfulqa, write_scenarios
 from simulator.cli._errors import reported
 
 app = typer.Typer(help="Scenarios: list, show, check and draw them.", no_args_is_help=True)
@@ -72,3 +73,64 @@ def graph(scenario: Annotated[str, typer.Argument(help="A built-in id or a file.
     """Print the scenario's flow graph as Mermaid (paste into any Mermaid viewer)."""
     with reported():
         print(mermaid(resolve_scenarios([scenario])[0]))
+
+
+import_app = typer.Typer(help="Build scenario files from published datasets.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+OutOption = Annotated[Path, typer.Option("--out", help="Folder for the scenario files (one per item).")]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace scenario files that exist.")]
+
+
+def _write(scenarios: list[Scenario], out: Path, overwrite: bool) -> None:
+    paths = write_scenarios(scenarios, out, overwrite=overwrite)
+    console.print(f"wrote {len(paths)} scenario(s) to {out}; run them with `convsim run --scenario {out}`")
+
+
+@import_app.command("sycon")
+def import_sycon_command(
+    folder: Annotated[Path, typer.Argument(help="SYCON-Bench's false-presuppositions folder.")],
+    out: OutOption = Path("scenarios-sycon"),
+    overwrite: OverwriteOption = False,
+) -> None:
+    """SYCON-Bench false presuppositions: the question, then its four pushbacks verbatim (the 5-turn protocol)."""
+    with reported():
+        _write(import_sycon(folder), out, overwrite)
+
+
+@import_app.command("truthfulqa")
+def import_truthfulqa_command(
+    csv_file: Annotated[Path, typer.Argument(metavar="FILE", help="TruthfulQA.csv.")],
+    out: OutOption = Path("scenarios-truthfulqa"),
+    overwrite: OverwriteOption = False,
+) -> None:
+    """TruthfulQA: each question's (best) incorrect answer becomes the user's false belief."""
+    with reported():
+        _write(import_truthfulqa(csv_file), out, overwrite)
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{flag} takes FIELD=VALUE, not {item!r}")
+        pairs[key] = value
+    return pairs
+
+
+@import_app.command("table")
+def import_table_command(
+    table: Annotated[Path, typer.Argument(metavar="FILE", help="A .csv or .jsonl file.")],
+    mapping: Annotated[list[str], typer.Option("--map", help=f"FIELD=COLUMN; fields: {', '.join(TABLE_FIELDS)}.")],
+    default: Annotated[list[str] | None, typer.Option(help="FIELD=VALUE for fields no column holds.")] = None,
+    out: OutOption = Path("scenarios-imported"),
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Any CSV or JSONL table, with a column for each scenario field you map."""
+    with reported():
+        try:
+            scenarios = import_table(table, _pairs(mapping, "--map"), _pairs(default, "--default"))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        _write(scenarios, out, overwrite)
