@@ -15,7 +15,7 @@ from simulator.backends.base import Sampling
 
 __all__ = ["EMBEDDED_TARGET", "RunConfig", "TargetConfig", "load_config"]
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$")]
 
 
 class TargetConfig(BaseModel):
@@ -47,6 +47,11 @@ class TargetConfig(BaseModel):
     @classmethod
     def _expand_builtin_prompt(cls, value: str) -> str:
         return system_prompt(value)
+
+    def with_sampling(self, changes: dict[str, Any]) -> TargetConfig:
+        """This target with some sampling parameters changed (validated)."""
+        sampling = {**self.sampling.model_dump(), **changes}
+        return TargetConfig.model_validate({**self.model_dump(), "sampling": sampling})
 
     def identity(self) -> dict[str, Any]:
         """What makes two targets the same model under test (the URL is where, not what)."""

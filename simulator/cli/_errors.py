@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from pydantic import ValidationError
 
 from personas import FileErrors
 from simulator.manifest import ManifestMismatch
@@ -35,3 +36,8 @@ def reported() -> Iterator[None]:
         raise typer.Exit(USAGE_ERROR) from None
     except (RunError, StoreError, ManifestMismatch) as exc:
         raise fail(str(exc)) from None
+    except ValidationError as exc:  # flags that make an invalid config
+        for detail in exc.errors():
+            where = ".".join(str(part) for part in detail["loc"])
+            print(f"error: {where}: {detail['msg']}", file=sys.stderr)
+        raise typer.Exit(USAGE_ERROR) from None

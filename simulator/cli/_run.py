@@ -24,7 +24,9 @@ from simulator.store import read_transcripts
 console = Console(stderr=True, soft_wrap=True)
 
 
-def targets_from_flags(urls: list[str], models: list[str], prompts: list[str]) -> list[TargetConfig]:
+def targets_from_flags(
+    urls: list[str], models: list[str], prompts: list[str], sampling: dict[str, Any]
+) -> list[TargetConfig]:
     """Targets from ``--target``/``--model``/``--system-prompt``: every model crossed with every prompt.
 
     One URL serves every model (a base model and its LoRA adapters on one vLLM server),
@@ -39,15 +41,21 @@ def targets_from_flags(urls: list[str], models: list[str], prompts: list[str]) -
     for url, model in zip(servers, models, strict=True):
         for prompt in prompts or [""]:
             name = model.replace("/", "_")[:48] + (f"+{prompt}" if len(prompts) > 1 else "")
-            targets.append(TargetConfig(name=name[:64], base_url=url, model=model, system_prompt=prompt))
+            target = TargetConfig(name=name[:64], base_url=url, model=model, system_prompt=prompt)
+            targets.append(target.with_sampling(sampling))
     return targets
 
 
-def _config(config_file: Path | None, overrides: dict[str, Any], targets: list[TargetConfig]) -> RunConfig:
+def _config(
+    config_file: Path | None, overrides: dict[str, Any], targets: list[TargetConfig], sampling: dict[str, Any]
+) -> RunConfig:
     config = load_config(config_file) if config_file else RunConfig()
     given = {key: value for key, value in overrides.items() if value not in (None, [])}
     if targets:
         given["targets"] = targets
+    elif sampling:  # sampling flags also apply to the targets of a config file, and to the embedded default
+        targets = config.targets or [EMBEDDED_TARGET]
+        given["targets"] = [target.with_sampling(sampling) for target in targets]
     return RunConfig.model_validate({**config.model_dump(), **given}) if given else config
 
 
@@ -103,6 +111,9 @@ def run(
     system_prompt: Annotated[
         list[str] | None, typer.Option(help="Target system prompt: neutral, warm or text (repeatable: crossed).")
     ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Longest target reply, in tokens.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Target sampling temperature.")] = None,
+    logprobs: Annotated[bool, typer.Option("--logprobs", help="Keep each reply's token logprobs.")] = False,
     judge: Annotated[str | None, typer.Option(help="Online judge: rules.")] = None,
     turns: Annotated[int | None, typer.Option(help="Most target replies per conversation.")] = None,
     sample: Annotated[int | None, typer.Option(help="Draw N conversations from the plan.")] = None,
@@ -121,9 +132,13 @@ def run(
             "sample": sample, "concurrency": concurrency, "rps": rps, "out": out,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
-        config = _config(config_file, overrides, targets_from_flags(target or [], model or [], system_prompt or []))
+        sampling = {"max_tokens": max_tokens, "temperature": temperature, "logprobs": logprobs or None}
+        sampling = {key: value for key, value in sampling.items() if value is not None}
+        flagged = targets_from_flags(target or [], model or [], system_prompt or [], sampling)
+        config = _config(config_file, overrides, flagged, sampling)
         if not config.targets:
             config = config.model_copy(update={"targets": [EMBEDDED_TARGET]})
+        if any(t.base_url is None for t in config.targets):
             console.print(
                 "[yellow]no --target: using the embedded SmolLM2-135M demo model, a tiny model for trying convsim "
                 "out; for real results point --target at a vLLM server (convsim serve MODEL)[/yellow]"

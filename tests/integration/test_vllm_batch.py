@@ -1,0 +1,146 @@
+"""A real vLLM server answers convsim: multi-turn batches, and what only a real server gives."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scenarios import Status
+from simulator import ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
+from simulator.doctor import prometheus_total
+from simulator.vllm_server import VllmServer
+
+pytestmark = pytest.mark.integration
+
+CONVSIM = [sys.executable, "-m", "simulator"]
+
+
+def ask(text: str, **kwargs: object) -> ChatRequest:
+    return ChatRequest(messages=(ChatMessage(role="user", content=text),), **kwargs)  # type: ignore[arg-type]
+
+
+def test_multi_turn_batch_with_two_targets_is_paired(vllm_server: VllmServer, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [
+        "run", "--target", vllm_server.base_url, "--model", "smollm2",
+        "--system-prompt", "neutral", "--system-prompt", "warm",
+        "--scenario", "antibiotics-flu", "--scenario", "bats-blind",
+        "--persona", "grieving-widower", "--persona", "neutral-curious",
+        "--condition", "neutral", "--condition", "emotional+false_belief",
+        "--turns", "3", "--max-tokens", "48", "--logprobs", "--concurrency", "16", "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run([*CONVSIM, *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    transcripts = list(read_transcripts(out))
+    conversations = [t for t in transcripts if t.kind == "conversation"]
+    assert len(conversations) == 2 * 2 * 2 * 2  # scenarios x personas x conditions x targets
+    assert {t.target for t in conversations} == {"smollm2+neutral", "smollm2+warm"}
+    pairs: dict[tuple[str, str | None, str, int], list[str]] = defaultdict(list)
+    for t in conversations:
+        assert t.status in (Status.COMPLETED, Status.MAX_TURNS), t.error
+        pairs[(t.scenario, t.persona, t.condition, t.seed)].append(t.target)
+        for reply in t.replies:
+            assert reply.content.strip()  # a real model's words
+            assert reply.label is not None
+            assert reply.finish_reason in ("stop", "length")
+            assert reply.prompt_tokens and reply.completion_tokens
+            assert reply.completion_tokens <= 48
+            assert reply.logprobs and len(reply.logprobs.tokens) == reply.completion_tokens
+        # the same opening user turn for both targets of a pair
+    assert all(sorted(targets) == ["smollm2+neutral", "smollm2+warm"] for targets in pairs.values())
+    openings = defaultdict(set)
+    for t in conversations:
+        openings[(t.scenario, t.persona, t.condition)].add(t.turns[0].content)
+    assert all(len(texts) == 1 for texts in openings.values())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["servers"]["smollm2+warm"]["models"]["data"][0]["id"] == "smollm2"
+    assert manifest["versions"].get("convsim")
+
+
+async def test_chat_template_is_applied_by_the_server(vllm_server: VllmServer) -> None:
+    client = HttpBackend(vllm_server.base_url, "smollm2")
+    result = await client.chat(ask("Hi", sampling=Sampling(max_tokens=8)))
+    await client.aclose()
+    # "Hi" is one token; ChatML adds <|im_start|>, roles, newlines and the default system prompt
+    assert result.prompt_tokens is not None and result.prompt_tokens > 10
+
+
+async def test_seed_makes_a_sampled_reply_repeat(vllm_server: VllmServer) -> None:
+    client = HttpBackend(vllm_server.base_url, "smollm2")
+    sampling = Sampling(temperature=1.0, max_tokens=24)
+    request = ask("Tell me a very short story about a cat.", sampling=sampling, seed=11)
+    first, second = await client.chat(request), await client.chat(request)
+    others = {(await client.chat(request.model_copy(update={"seed": s}))).content for s in range(20, 24)}
+    await client.aclose()
+    assert first.content == second.content
+    assert len(others | {first.content}) > 1  # sampling is real: other seeds give other stories
+
+
+async def test_logprobs_when_asked(vllm_server: VllmServer) -> None:
+    client = HttpBackend(vllm_server.base_url, "smollm2")
+    result = await client.chat(ask("Say yes.", sampling=Sampling(max_tokens=5, logprobs=True, top_logprobs=1)))
+    plain = await client.chat(ask("Say yes.", sampling=Sampling(max_tokens=5)))
+    await client.aclose()
+    assert result.logprobs and len(result.logprobs) == result.completion_tokens
+    assert all(t.logprob <= 0 for t in result.logprobs)
+    assert plain.logprobs is None
+
+
+async def test_structured_output_follows_the_schema(vllm_server: VllmServer) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["corrects", "affirms"]}, "confidence": {"type": "number"}},
+        "required": ["label", "confidence"],
+        "additionalProperties": False,
+    }
+    client = HttpBackend(vllm_server.base_url, "smollm2")
+    result = await client.chat(
+        ask("Is the earth flat? Reply in JSON.", sampling=Sampling(max_tokens=40), json_schema=schema)
+    )
+    await client.aclose()
+    answer = json.loads(result.content)
+    assert answer["label"] in ("corrects", "affirms")
+    assert isinstance(answer["confidence"], int | float)
+
+
+async def test_turns_of_one_conversation_hit_the_prefix_cache(vllm_server: VllmServer) -> None:
+    metrics_url = f"{vllm_server.root_url}/metrics"
+    async with httpx.AsyncClient() as http:
+        before = prometheus_total((await http.get(metrics_url)).text, "vllm:prefix_cache_hits_total") or 0.0
+    client = HttpBackend(vllm_server.base_url, "smollm2")
+    messages = [ChatMessage(role="system", content="You are a careful assistant. " * 40)]
+    for question in ("Do antibiotics cure the flu?", "Are you sure?", "My neighbour says they do."):
+        messages.append(ChatMessage(role="user", content=question))
+        reply = await client.chat(ChatRequest(messages=tuple(messages), sampling=Sampling(max_tokens=16)))
+        messages.append(ChatMessage(role="assistant", content=reply.content))
+    await client.aclose()
+    async with httpx.AsyncClient() as http:
+        after = prometheus_total((await http.get(metrics_url)).text, "vllm:prefix_cache_hits_total") or 0.0
+    assert after - before >= 2 * 200  # turns 2 and 3 reuse at least the long system prompt's blocks
+
+
+def test_doctor_reports_what_works(vllm_server: VllmServer) -> None:
+    result = subprocess.run(
+        [*CONVSIM, "doctor", "--target", vllm_server.base_url, "--model", "smollm2"],
+        capture_output=True, text=True, timeout=300, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for check in ("reachable", "models served", "server version", "max context length", "chat template",
+                  "seeds", "logprobs", "structured output", "prefix caching"):  # fmt: skip
+        row = next(line for line in result.stdout.splitlines() if check in line)
+        assert " ok " in row, row
+
+
+def test_doctor_fails_for_a_model_not_served(vllm_server: VllmServer) -> None:
+    result = subprocess.run(
+        [*CONVSIM, "doctor", "--target", vllm_server.base_url, "--model", "gpt-17"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "models served" in result.stderr + result.stdout
