@@ -13,35 +13,43 @@ from personas import FileError, FileErrors, parse_yaml, read_text, validate_data
 from scenarios import Condition, system_prompt
 from simulator.backends.base import Sampling
 
-__all__ = ["EMBEDDED_TARGET", "RunConfig", "TargetConfig", "load_config"]
+__all__ = ["EMBEDDED_TARGET", "Endpoint", "RunConfig", "TargetConfig", "load_config"]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$")]
 
 
-class TargetConfig(BaseModel):
-    """A model under test: where it is served, and how it is asked.
+class Endpoint(BaseModel):
+    """Where a model is served, for any role: target, user model or judge.
 
     Attributes:
-        name: how the target is called in transcripts and reports (defaults to ``model``).
         base_url: an OpenAI-compatible server (``http://host:8000/v1``); ``None`` for the
             embedded demo model.
         model: the served model or LoRA adapter name.
-        system_prompt: the system message: a built-in name (``neutral``, ``warm``), the
-            text itself, or empty for none.
         api_key_env: the environment variable holding the API key, if the server wants one.
             The key itself is never written anywhere.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Name
     base_url: str | None = None
     model: str
-    system_prompt: str = ""
-    sampling: Sampling = Sampling()
     api_key_env: str | None = None
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(6, ge=0, le=50)
+
+
+class TargetConfig(Endpoint):
+    """A model under test: where it is served, and how it is asked.
+
+    Attributes:
+        name: how the target is called in transcripts and reports.
+        system_prompt: the system message: a built-in name (``neutral``, ``warm``), the
+            text itself, or empty for none.
+    """
+
+    name: Name
+    system_prompt: str = ""
+    sampling: Sampling = Sampling()
 
     @field_validator("system_prompt")
     @classmethod
@@ -70,6 +78,10 @@ class RunConfig(BaseModel):
         personas: built-in persona ids or files; empty for the whole library.
         conditions: the user-side conditions to cross with personas and scenarios.
         targets: models under test; empty for the embedded demo model.
+        judge: the online judge: ``rules``, ``llm`` (the model at ``judge_model``), or
+            ``learned:FILE``.
+        user_model: drives the simulated user where the flow leaves the words to it; without
+            it, the user is scripted.
         turns: the most target replies in one conversation.
         seeds: one conversation per seed for every combination.
         sample: draw this many conversations from the plan (with ``sample_seed``).
@@ -85,6 +97,8 @@ class RunConfig(BaseModel):
     conditions: list[Condition] = Field(default_factory=lambda: list(Condition))
     targets: list[TargetConfig] = Field(default_factory=list)
     judge: str = "rules"
+    judge_model: Endpoint | None = None
+    user_model: Endpoint | None = None
     turns: int = Field(6, ge=1, le=100)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     sample: int | None = Field(None, ge=1)
@@ -120,6 +134,8 @@ class RunConfig(BaseModel):
             },
         )
         plan["targets"] = [t.identity() for t in self.targets]
+        plan["judge_model"] = self.judge_model.model if self.judge_model else None
+        plan["user_model"] = self.user_model.model if self.user_model else None
         return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:12]
 
     def output_dir(self) -> Path:

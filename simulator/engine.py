@@ -43,7 +43,11 @@ class _Conversation:
             seed=_request_seed(self.spec, len(self.turns)),
         )
         result = await self.backend.chat(request)
-        judgement = await self.judge.judge(self.spec.scenario, self.turns, result.content)
+        try:
+            judgement = await self.judge.judge(self.spec.scenario, self.turns, result.content)
+        except JudgeError:
+            self.turns.append(_assistant_turn(result, stage, None, None, None))  # kept, never labelled
+            raise
         accurate = None
         if move.probe is not None:
             accurate = probe_is_accurate(move.probe, result.content)
@@ -78,7 +82,7 @@ class _Conversation:
 
 
 def _assistant_turn(
-    result: ChatResult, stage: str | None, label: Label, accurate: bool | None, judgement: Judgement
+    result: ChatResult, stage: str | None, label: Label | None, accurate: bool | None, judgement: Judgement | None
 ) -> Turn:
     logprobs = None
     if result.logprobs is not None:

@@ -7,6 +7,9 @@ The reply depends on the requested model name, so one server plays several targe
 - ``evader``: comforts and never addresses the belief.
 - ``hedger``: says it depends.
 - ``affirmer``: agrees at once.
+- ``gullible-judge``: a judge that obeys any "output corrects" it reads anywhere in its prompt,
+  and otherwise answers ``affirms``, as JSON.
+- ``garbage-judge``: answers text that is not JSON.
 
 Faults are set on the :class:`Faults` object of a running server, and apply to chat requests.
 """
@@ -35,6 +38,15 @@ SCRIPTS = {
     "hedger": lambda turn: "hedges",
     "affirmer": lambda turn: "affirms",
 }
+
+
+def _gullible(messages: list[dict[str, str]]) -> str:
+    obeys = any("output corrects" in m["content"].lower() for m in messages)
+    label = "corrects" if obeys else "affirms"
+    return json.dumps({"label": label, "evidence": "", "confidence": 0.9})
+
+
+JUDGES = {"gullible-judge": _gullible, "garbage-judge": lambda messages: "I think it corrects."}
 
 
 @dataclass
@@ -114,7 +126,8 @@ class StubServer:
 
             def do_GET(self) -> None:
                 if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in SCRIPTS]})
+                    models = [*SCRIPTS, *JUDGES]
+                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in models]})
                 elif self.path in ("/health", "/version"):
                     self._send(200, {"version": "stub"})
                 else:
@@ -147,6 +160,11 @@ class StubServer:
                 if faults.max_prompt_chars is not None and chars > faults.max_prompt_chars:
                     message = f"This model's maximum context length is 64 tokens. However, you requested {chars}."
                     return self._send(400, {"error": {"message": message, "type": "BadRequestError"}})
+                if body["model"] in JUDGES:
+                    content = JUDGES[body["model"]](messages)
+                    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+                    usage = {"prompt_tokens": chars // 4, "completion_tokens": len(content.split())}
+                    return self._send(200, {"choices": [choice], "usage": usage})
                 script = SCRIPTS.get(body["model"])
                 if script is None:
                     return self._send(404, {"error": {"message": f"model {body['model']} does not exist"}})

@@ -51,7 +51,7 @@ def test_labels_follow_the_replies_stance(stub: StubServer, tmp_path: Path) -> N
     assert checks and all(t.replies[0].accurate for t in checks)
     assert "Correction rate by turn" in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["servers"]["caver"]["models"]["data"]
+    assert manifest["servers"]["target:caver"]["models"]["data"]
     assert manifest["plan_size"] == len(transcripts)
     assert manifest["summary"]["statuses"] == {"completed": len(transcripts)} or "max_turns" in str(manifest)
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from personas import FileErrors
 from simulator.manifest import ManifestMismatch
+from simulator.roles import RoleError
 from simulator.run import RunError
 from simulator.store import StoreError
 
@@ -34,7 +35,7 @@ def reported() -> Iterator[None]:
         for error in exc.errors:
             print(error, file=sys.stderr)
         raise typer.Exit(USAGE_ERROR) from None
-    except (RunError, StoreError, ManifestMismatch) as exc:
+    except (RunError, RoleError, StoreError, ManifestMismatch) as exc:
         raise fail(str(exc)) from None
     except ValidationError as exc:  # flags that make an invalid config
         for detail in exc.errors():

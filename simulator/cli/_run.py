@@ -15,10 +15,10 @@ from rich.table import Table
 
 from scenarios import Condition, Transcript
 from scoring import CorrectionRates, correction_rate_by_turn
-from simulator.backends.base import Backend
 from simulator.cli._errors import reported
-from simulator.config import EMBEDDED_TARGET, RunConfig, TargetConfig, load_config
-from simulator.run import PreparedRun, execute, open_backend, prepare
+from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
+from simulator.roles import open_roles
+from simulator.run import PreparedRun, execute, prepare
 from simulator.store import read_transcripts
 
 console = Console(stderr=True, soft_wrap=True)
@@ -76,7 +76,7 @@ def rates_table(rates: CorrectionRates) -> Table:
 
 
 async def _go(run: PreparedRun) -> None:
-    backends: dict[str, Backend] = {t.name: open_backend(t, run.config) for t in run.config.targets}
+    roles = open_roles(run.config)
     counts: Counter[str] = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
@@ -93,10 +93,9 @@ async def _go(run: PreparedRun) -> None:
             progress.update(task, advance=1, counts=" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
         try:
-            await execute(run, backends, on_start=on_start, on_done=on_done)
+            await execute(run, roles, on_start=on_start, on_done=on_done)
         finally:
-            for backend in backends.values():
-                await backend.aclose()
+            await roles.aclose()
 
 
 def run(
@@ -114,7 +113,11 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(help="Longest target reply, in tokens.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Target sampling temperature.")] = None,
     logprobs: Annotated[bool, typer.Option("--logprobs", help="Keep each reply's token logprobs.")] = False,
-    judge: Annotated[str | None, typer.Option(help="Online judge: rules.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Online judge: rules, llm (with --judge-model).")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The LLM judge's model name.")] = None,
+    judge_target: Annotated[str | None, typer.Option(help="The LLM judge's server; default: --target.")] = None,
+    user_model: Annotated[str | None, typer.Option(help="A model that plays the user (default: scripted).")] = None,
+    user_target: Annotated[str | None, typer.Option(help="The user model's server; default: --target.")] = None,
     turns: Annotated[int | None, typer.Option(help="Most target replies per conversation.")] = None,
     sample: Annotated[int | None, typer.Option(help="Draw N conversations from the plan.")] = None,
     seed: Annotated[int | None, typer.Option(help="Conversation and sampling seed.")] = None,
@@ -127,11 +130,17 @@ def run(
     Running the same command again resumes: conversations already written are skipped.
     """
     with reported():
-        overrides = {
+        overrides: dict[str, Any] = {
             "scenarios": scenario, "personas": persona, "conditions": condition, "judge": judge, "turns": turns,
             "sample": sample, "concurrency": concurrency, "rps": rps, "out": out,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
+        default_url = target[0] if target else None
+        for role, name, url in (("judge_model", judge_model, judge_target), ("user_model", user_model, user_target)):
+            if name is not None:
+                overrides[role] = Endpoint(base_url=url or default_url, model=name)
+            elif url is not None:
+                raise typer.BadParameter(f"--{role.split('_')[0]}-target needs --{role.replace('_', '-')} NAME")
         sampling = {"max_tokens": max_tokens, "temperature": temperature, "logprobs": logprobs or None}
         sampling = {key: value for key, value in sampling.items() if value is not None}
         flagged = targets_from_flags(target or [], model or [], system_prompt or [], sampling)

@@ -59,7 +59,7 @@ def test_multi_turn_batch_with_two_targets_is_paired(vllm_server: VllmServer, tm
         openings[(t.scenario, t.persona, t.condition)].add(t.turns[0].content)
     assert all(len(texts) == 1 for texts in openings.values())
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["servers"]["smollm2+warm"]["models"]["data"][0]["id"] == "smollm2"
+    assert manifest["servers"]["target:smollm2+warm"]["models"]["data"][0]["id"] == "smollm2"
     assert manifest["versions"].get("convsim")
 
 

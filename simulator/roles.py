@@ -1,0 +1,121 @@
+"""The three roles a model can play: target, simulated user, judge; each on its own endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from scoring import Judge, RuleJudge
+from scoring.llm_judge import LLMJudge
+from simulator.backends.base import Backend, ChatMessage, ChatRequest, Sampling
+from simulator.backends.http import HttpBackend
+from simulator.config import Endpoint, RunConfig
+
+__all__ = ["BackendJsonChat", "RoleError", "Roles", "judge_identity", "make_judge", "open_backend", "open_roles"]
+
+
+class RoleError(Exception):
+    """A role cannot be filled: a missing endpoint, a judge that does not exist, a model not installed."""
+
+
+class BackendJsonChat:
+    """Adapts a :class:`Backend` to the ``JsonChat`` that model-driven judges and users need."""
+
+    def __init__(self, backend: Backend, *, max_tokens: int = 300) -> None:
+        self.backend = backend
+        self.max_tokens = max_tokens
+
+    @property
+    def name(self) -> str:
+        """The backend's name."""
+        return self.backend.name
+
+    async def json_reply(self, system: str, user: str, schema: dict[str, object]) -> str:
+        """Ask at temperature 0 with the schema as structured output; the answer's text."""
+        request = ChatRequest(
+            messages=(ChatMessage(role="system", content=system), ChatMessage(role="user", content=user)),
+            sampling=Sampling(temperature=0.0, max_tokens=self.max_tokens),
+            json_schema=schema,
+        )
+        return (await self.backend.chat(request)).content
+
+
+def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
+    """The backend behind an endpoint: its HTTP server, or the embedded model when it has no URL.
+
+    Raises:
+        RoleError: the embedded model is wanted but not installed.
+    """
+    if endpoint.base_url is None:
+        from simulator.backends.embedded import EmbeddedBackend
+        from simulator.models import ModelUnavailable, default_model_dir
+
+        try:
+            return EmbeddedBackend(default_model_dir())
+        except ModelUnavailable as exc:
+            raise RoleError(str(exc)) from None
+    return HttpBackend(
+        endpoint.base_url,
+        endpoint.model,
+        api_key_env=endpoint.api_key_env,
+        timeout=endpoint.timeout,
+        max_retries=endpoint.max_retries,
+        concurrency=config.concurrency,
+        rps=config.rps,
+    )
+
+
+def judge_identity(config: RunConfig) -> str:
+    """What the judge is, for conversation ids: its kind and model, not where it is served."""
+    if config.judge == "llm" and config.judge_model is not None:
+        return f"llm:{config.judge_model.model}"
+    return config.judge
+
+
+@dataclass
+class Roles:
+    """The backends of a run: one per target, and the judge's and user model's when they have one."""
+
+    targets: dict[str, Backend]
+    judge: Judge
+    judge_backend: Backend | None = None
+    user_backend: Backend | None = None
+
+    def endpoints(self) -> dict[str, Backend]:
+        """Every backend by role name (``target:NAME``, ``judge``, ``user``)."""
+        found = {f"target:{name}": backend for name, backend in self.targets.items()}
+        found |= {"judge": self.judge_backend} if self.judge_backend else {}
+        return found | ({"user": self.user_backend} if self.user_backend else {})
+
+    async def aclose(self) -> None:
+        """Close every backend."""
+        for backend in self.endpoints().values():
+            await backend.aclose()
+
+
+def make_judge(config: RunConfig, *, cache_file: Path | None = None) -> tuple[Judge, Backend | None]:
+    """The judge ``config.judge`` names, and the backend it talks to, if any.
+
+    Raises:
+        RoleError: an unknown judge, or ``llm`` without a ``judge_model``.
+    """
+    if config.judge == "rules":
+        return RuleJudge(), None
+    if config.judge == "llm":
+        if config.judge_model is None:
+            raise RoleError("--judge llm needs a judge model: --judge-model NAME [--judge-target URL]")
+        backend = open_backend(config.judge_model, config)
+        return LLMJudge(BackendJsonChat(backend), cache_file=cache_file), backend
+    raise RoleError(f"unknown judge {config.judge!r}; use rules, llm or learned:FILE")
+
+
+def open_roles(config: RunConfig) -> Roles:
+    """Open a backend for every role of the run.
+
+    Raises:
+        RoleError: a role cannot be filled.
+    """
+    judge, judge_backend = make_judge(config)
+    user_backend = open_backend(config.user_model, config) if config.user_model else None
+    targets = {target.name: open_backend(target, config) for target in config.targets}
+    return Roles(targets, judge, judge_backend, user_backend)
