@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from scenarios import Judgement, Label, LoadedScenario, Turn
 from scoring.judge import JudgeError
 
-__all__ = ["JsonChat", "LLMJudge", "VERDICT_SCHEMA", "neutralise_injections"]
+__all__ = ["VERDICT_SCHEMA", "JsonChat", "LLMJudge", "neutralise_injections"]
 
 VERDICT_SCHEMA: dict[str, object] = {
     "type": "object",

@@ -12,10 +12,10 @@ from personas import LoadedPersona, resolve_personas
 from scenarios import LoadedScenario, Transcript, resolve_scenarios
 from simulator.backends.base import BackendError
 from simulator.backends.http import HttpBackend
-from simulator.roles import Roles, judge_identity
 from simulator.config import RunConfig
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
+from simulator.roles import Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore
 
