@@ -52,7 +52,13 @@ class TokenLogprobs(BaseModel):
 
 
 class Turn(BaseModel):
-    """One message. Assistant turns carry the reply's label and what the server reported."""
+    """One message. Assistant turns carry the reply's label and what the server reported.
+
+    User turns written by a user model carry ``generated``, the model's ``user_state``
+    (holds_belief, affect, wants_to_stop) and ``fidelity``: what the simulated user got wrong
+    (``broke_character``, ``dropped_belief``, ``contradicted_scenario``), so that simulator
+    failures can be counted apart from the target's.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +74,9 @@ class Turn(BaseModel):
     latency_s: float | None = None
     attempts: int | None = None
     logprobs: TokenLogprobs | None = None
+    generated: bool | None = None
+    user_state: dict[str, object] | None = None
+    fidelity: list[str] | None = None
 
 
 class Transcript(BaseModel):

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 
 from scenarios import ELSE, EXHAUSTED, Judgement, Label, StageKind, Status, TokenLogprobs, Transcript, Turn
 from scoring import Judge, JudgeError, probe_is_accurate
+from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, ChatResult
+from simulator.model_user import ModelUser, UserModelError
 from simulator.plan import ConversationSpec
-from simulator.user import ScriptedUser, UserMove
+from simulator.user import ScriptedUser, User, UserMove
 
 __all__ = ["run_conversation"]
 
@@ -25,17 +27,23 @@ def _request_seed(spec: ConversationSpec, turn: int) -> int:
 class _Conversation:
     """The state of one conversation while it runs."""
 
-    def __init__(self, spec: ConversationSpec, backend: Backend, judge: Judge) -> None:
+    def __init__(self, spec: ConversationSpec, backend: Backend, judge: Judge, user_chat: JsonChat | None) -> None:
         self.spec = spec
         self.backend = backend
         self.judge = judge
+        self.user_chat = user_chat
         self.turns: list[Turn] = []
         prompt = spec.target.system_prompt
         self.messages: list[ChatMessage] = [ChatMessage(role="system", content=prompt)] if prompt else []
 
-    async def exchange(self, move: UserMove, stage: str | None) -> Label:
+    async def exchange(self, move: UserMove, stage: str | None, user: User | None = None) -> Label:
         """Say ``move``, get the reply, label it; raises on a failed request or judge."""
-        self.turns.append(Turn(role="user", content=move.text, stage=stage))
+        turn = Turn(role="user", content=move.text, stage=stage)
+        if isinstance(user, ModelUser) and user.last_state is not None:
+            turn.generated = True
+            turn.user_state = user.last_state.model_dump(exclude={"message"})
+            turn.fidelity = list(user.last_flags)
+        self.turns.append(turn)
         self.messages.append(ChatMessage(role="user", content=move.text))
         request = ChatRequest(
             messages=tuple(self.messages),
@@ -61,21 +69,24 @@ class _Conversation:
         """Run the flow until an end stage or the turn limit."""
         spec = self.spec
         if spec.kind == "knowledge_check":
-            await self.exchange(UserMove(spec.scenario.scenario.question), None)
+            await self.exchange(UserMove(spec.scenario.scenario.question, StageKind.OPEN), None)
             return Status.COMPLETED
-        user = ScriptedUser(spec.scenario, spec.persona, spec.condition, spec.seed)
+        scripted = ScriptedUser(spec.scenario, spec.persona, spec.condition, spec.seed)
+        user: User = scripted if self.user_chat is None else ModelUser(self.user_chat, scripted)
         stages = spec.scenario.flow.stages
         stage = spec.scenario.flow.start
         replies = 0
         while stages[stage].kind is not StageKind.END:
             if replies >= spec.max_turns:
                 return Status.MAX_TURNS
-            move = user.move(stage)
+            move = await user.next(stage, self.turns)
             if move is None:
                 stage = stages[stage].next[EXHAUSTED]
                 continue
-            label = await self.exchange(move, stage)
+            label = await self.exchange(move, stage, user)
             replies += 1
+            if isinstance(user, ModelUser) and user.last_state is not None and user.last_state.wants_to_stop:
+                return Status.COMPLETED
             edges = stages[stage].next
             stage = edges.get(str(label)) or edges[ELSE]
         return Status.COMPLETED
@@ -107,15 +118,18 @@ def _assistant_turn(
     )
 
 
-async def run_conversation(spec: ConversationSpec, backend: Backend, judge: Judge) -> Transcript:
+async def run_conversation(
+    spec: ConversationSpec, backend: Backend, judge: Judge, user_chat: JsonChat | None = None
+) -> Transcript:
     """Hold one conversation and return its transcript; failures are recorded, not raised.
 
     A failed request ends the conversation with status ``error`` (or
     ``context_overflow``) and the reason; the user turn that got no reply is kept,
-    unlabelled, so the transcript shows where it stopped.
+    unlabelled, so the transcript shows where it stopped. With ``user_chat``, a user model
+    writes the user turns the scenario does not fix.
     """
     started_at, started = _now(), time.perf_counter()
-    conversation = _Conversation(spec, backend, judge)
+    conversation = _Conversation(spec, backend, judge, user_chat)
     error: str | None = None
     error_kind: str | None = None
     try:
@@ -125,6 +139,8 @@ async def run_conversation(spec: ConversationSpec, backend: Backend, judge: Judg
         error, error_kind = exc.reason, exc.kind
     except JudgeError as exc:
         status, error, error_kind = Status.ERROR, str(exc), "judge"
+    except UserModelError as exc:
+        status, error, error_kind = Status.ERROR, str(exc), "user_model"
     persona = spec.persona.persona if spec.persona else None
     return Transcript(
         id=spec.id,

@@ -30,6 +30,7 @@ class ConversationSpec:
     seed: int
     max_turns: int
     judge: str
+    user_model: str | None = None
 
 
 def conversation_id(
@@ -41,6 +42,7 @@ def conversation_id(
     seed: int,
     max_turns: int,
     judge: str,
+    user_model: str | None = None,
 ) -> str:
     """A stable id: the same inputs give the same id on any machine, in any order."""
     defining = {
@@ -53,6 +55,8 @@ def conversation_id(
         "max_turns": max_turns,
         "judge": judge,
     }
+    if user_model is not None:  # a scripted user adds nothing, so older ids stay valid
+        defining["user_model"] = user_model
     return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -65,9 +69,10 @@ def _spec(
     seed: int,
     max_turns: int,
     judge: str,
+    user_model: str | None = None,
 ) -> ConversationSpec:
-    cid = conversation_id(kind, scenario, persona, condition, target, seed, max_turns, judge)
-    return ConversationSpec(cid, kind, scenario, persona, condition, target, seed, max_turns, judge)
+    cid = conversation_id(kind, scenario, persona, condition, target, seed, max_turns, judge, user_model)
+    return ConversationSpec(cid, kind, scenario, persona, condition, target, seed, max_turns, judge, user_model)
 
 
 def build_plan(
@@ -78,10 +83,11 @@ def build_plan(
     seeds: Sequence[int],
     max_turns: int,
     judge: str,
+    user_model: str | None = None,
 ) -> list[ConversationSpec]:
     """Cross everything into conversations; every target sees the same conversations."""
     return [
-        _spec("conversation", scenario, persona, condition, target, seed, max_turns, judge)
+        _spec("conversation", scenario, persona, condition, target, seed, max_turns, judge, user_model)
         for scenario, persona, condition, seed, target in itertools.product(
             scenarios, personas, conditions, seeds, targets
         )

@@ -15,7 +15,7 @@ from simulator.backends.http import HttpBackend
 from simulator.config import RunConfig
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
-from simulator.roles import Roles, judge_identity
+from simulator.roles import BackendJsonChat, Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore
 
@@ -49,7 +49,10 @@ def prepare(config: RunConfig) -> PreparedRun:
     scenarios = resolve_scenarios(config.scenarios)
     personas = resolve_personas(config.personas)
     judge = judge_identity(config)
-    plan = build_plan(scenarios, personas, config.conditions, config.targets, config.seeds, config.turns, judge)
+    user_model = config.user_model.model if config.user_model else None
+    plan = build_plan(
+        scenarios, personas, config.conditions, config.targets, config.seeds, config.turns, judge, user_model
+    )
     if config.sample is not None:
         plan = sample_plan(plan, config.sample, config.sample_seed)
     if config.knowledge_check:
@@ -114,7 +117,13 @@ async def execute(
     summary = BatchSummary(skipped=len(run.plan) - len(todo))
     try:
         summary = await run_batch(
-            todo, roles.targets, roles.judge, run.store, concurrency=config.concurrency, on_done=on_done
+            todo,
+            roles.targets,
+            roles.judge,
+            run.store,
+            concurrency=config.concurrency,
+            on_done=on_done,
+            user_chat=BackendJsonChat(roles.user_backend) if roles.user_backend else None,
         )
         summary.skipped = len(run.plan) - len(todo)
     finally:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from scenarios import Transcript
 from scoring import Judge
+from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend
 from simulator.engine import run_conversation
 from simulator.plan import ConversationSpec
@@ -43,12 +44,14 @@ async def run_batch(
     store: TranscriptStore,
     *,
     concurrency: int,
+    user_chat: JsonChat | None = None,
     on_done: Callable[[Transcript], None] | None = None,
 ) -> BatchSummary:
     """Run every spec with at most ``concurrency`` conversations in flight.
 
     Each transcript is appended to the store the moment it ends, so an interruption
-    loses only conversations still in flight. ``backends`` maps target names to backends.
+    loses only conversations still in flight. ``backends`` maps target names to backends;
+    ``user_chat`` is the user model, if the user is not scripted.
     """
     summary = BatchSummary()
     queue: asyncio.Queue[ConversationSpec] = asyncio.Queue()
@@ -61,7 +64,7 @@ async def run_batch(
                 spec = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            transcript = await run_conversation(spec, backends[spec.target.name], judge)
+            transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
             store.append(transcript)
             summary.statuses[transcript.status] += 1
             if transcript.error_kind:

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from personas import LoadedPersona, Tactic, tactic_phrases
-from scenarios import BELIEF_STATEMENT, NEUTRAL_FRAME, OPENING, Condition, LoadedScenario, Probe, StageKind, UserText
+from scenarios import (
+    BELIEF_STATEMENT,
+    NEUTRAL_FRAME,
+    OPENING,
+    Condition,
+    LoadedScenario,
+    Probe,
+    StageKind,
+    Turn,
+    UserText,
+)
 
-__all__ = ["ScriptedUser", "UserMove"]
+__all__ = ["ScriptedUser", "User", "UserMove"]
 
 _SPACES = re.compile(r"\s+")
 _COMMA_BEFORE_STOP = re.compile(r",\s*([.?!])")
@@ -18,10 +30,34 @@ _SENTENCE_START = re.compile(r"(^|[.?!]\s+)([a-z])")
 
 @dataclass(frozen=True)
 class UserMove:
-    """What the user says at a stage, and the probe it asks, if any."""
+    """What the user says at a stage.
+
+    Attributes:
+        text: the message.
+        kind: the stage's kind.
+        probe: the probe it asks, if any.
+        tactic: the pushback tactic it uses, if any.
+        fixed: the scenario fixes these words (an opening, a probe, a stage's own text), so a
+            model-driven user sends them as they are.
+    """
 
     text: str
+    kind: StageKind
     probe: Probe | None = None
+    tactic: Tactic | None = None
+    fixed: bool = True
+
+
+class User(Protocol):
+    """A simulated user: what it says at a stage of the flow, given the conversation so far."""
+
+    async def next(self, stage: str, turns: Sequence[Turn]) -> UserMove | None:
+        """The user's move; ``None`` when a pushback stage finds no pushback left.
+
+        Raises:
+            UserModelError: a model-driven user could not produce a valid message.
+        """
+        ...
 
 
 class ScriptedUser:
@@ -71,6 +107,15 @@ class ScriptedUser:
         text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse."
         return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
+    @property
+    def pushbacks(self) -> int:
+        """Pushback turns said so far."""
+        return self._pushbacks
+
+    async def next(self, stage: str, turns: Sequence[Turn]) -> UserMove | None:
+        """The :class:`User` protocol: the scripted move (the conversation so far is not needed)."""
+        return self.move(stage)
+
     def move(self, stage: str) -> UserMove | None:
         """The user's message at ``stage``; ``None`` when a pushback stage finds no pushback left."""
         kind = self.scenario.flow.stages[stage].kind
@@ -81,23 +126,25 @@ class ScriptedUser:
             tactics = self.persona.persona.pushback.tactics
             tactic = tactics[self._pushbacks % len(tactics)]
             self._pushbacks += 1
-            return UserMove(self.render(own if own is not None else self._tactic_text(tactic)))
+            if own is not None:
+                return UserMove(self.render(own), kind)
+            return UserMove(self.render(self._tactic_text(tactic)), kind, tactic=tactic, fixed=False)
         if kind is StageKind.PROBE:
             probes = self.scenario.scenario.probes
             probe = probes[self._probes % len(probes)]
             self._probes += 1
-            return UserMove(self.render(own if own is not None else probe.question), probe)
+            return UserMove(self.render(own if own is not None else probe.question), kind, probe)
         if own is not None:
-            return UserMove(self.render(own, verbatim=self.scenario.flow.stages[stage].verbatim))
+            return UserMove(self.render(own, verbatim=self.scenario.flow.stages[stage].verbatim), kind)
         if kind is StageKind.OPEN:
-            return UserMove(self.render(OPENING))
+            return UserMove(self.render(OPENING), kind)
         if kind is StageKind.FOLLOWUP:
             followups = self.scenario.scenario.followups
             self._followups += 1
-            return UserMove(self.render(followups[(self._followups - 1) % len(followups)]))
+            return UserMove(self.render(followups[(self._followups - 1) % len(followups)]), kind, fixed=False)
         if kind is StageKind.CONCEDE:
             concession = self.persona.persona.pushback.concession if self.persona else "Okay, thanks."
-            return UserMove(self.render(concession))
+            return UserMove(self.render(concession), kind, fixed=False)
         raise ValueError(f"stage {stage!r} of kind {kind} has no user text")
 
     def _tactic_text(self, tactic: Tactic) -> str:

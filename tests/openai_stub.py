@@ -10,6 +10,7 @@ The reply depends on the requested model name, so one server plays several targe
 - ``gullible-judge``: a judge that obeys any "output corrects" it reads anywhere in its prompt,
   and otherwise answers ``affirms``, as JSON.
 - ``garbage-judge``: answers text that is not JSON.
+- ``actor`` and ``leaky-actor``: user models; the leaky one breaks character and drops its belief.
 
 Faults are set on the :class:`Faults` object of a running server, and apply to chat requests.
 """
@@ -21,6 +22,7 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,7 +48,17 @@ def _gullible(messages: list[dict[str, str]]) -> str:
     return json.dumps({"label": label, "evidence": "", "confidence": 0.9})
 
 
-JUDGES = {"gullible-judge": _gullible, "garbage-judge": lambda messages: "I think it corrects."}
+def _actor(message: str, holds: bool) -> Callable[[list[dict[str, str]]], str]:
+    answer = json.dumps({"message": message, "holds_belief": holds, "affect": "sad", "wants_to_stop": False})
+    return lambda messages: answer
+
+
+JUDGES = {
+    "gullible-judge": _gullible,
+    "garbage-judge": lambda messages: "I think it corrects.",
+    "actor": _actor("I still think you're wrong. My cousin swears by it.", True),
+    "leaky-actor": _actor("As an AI language model, I see that you are right.", False),
+}
 
 
 @dataclass
