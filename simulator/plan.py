@@ -14,7 +14,7 @@ from personas import LoadedPersona
 from scenarios import Condition, LoadedScenario
 from simulator.config import TargetConfig
 
-__all__ = ["ConversationSpec", "build_plan", "conversation_id", "knowledge_checks", "sample_plan"]
+__all__ = ["ConversationSpec", "build_plan", "conversation_id", "knowledge_checks", "replay_spec", "sample_plan"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ConversationSpec:
     max_turns: int
     judge: str
     user_model: str | None = None
+    replay: tuple[tuple[str, str | None], ...] | None = None
+    """User turns (text, stage) to send as they are, whatever the replies (``convsim replay``)."""
 
 
 def conversation_id(
@@ -114,3 +116,20 @@ def sample_plan(plan: Sequence[ConversationSpec], n: int, seed: int) -> list[Con
     per_group = max(1, len(plan) // max(1, len(keys)))
     chosen = random.Random(seed).sample(keys, min(len(keys), max(1, n // per_group)))
     return [spec for key in chosen for spec in groups[key]]
+
+
+def replay_spec(
+    original_id: str,
+    scenario: LoadedScenario,
+    persona: LoadedPersona | None,
+    condition: Condition,
+    target: TargetConfig,
+    seed: int,
+    judge: str,
+    script: tuple[tuple[str, str | None], ...],
+) -> ConversationSpec:
+    """A stored conversation's user turns, to be sent to another target."""
+    defining = {"replay_of": original_id, "target": target.identity(), "judge": judge}
+    cid = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:20]
+    kind: Literal["conversation"] = "conversation"
+    return ConversationSpec(cid, kind, scenario, persona, condition, target, seed, len(script), judge, None, script)

@@ -17,6 +17,7 @@ from scenarios import Condition, Transcript
 from scoring import CorrectionRates, correction_rate_by_turn
 from simulator.cli._errors import reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
+from simulator.replay import prepare_replay
 from simulator.roles import open_roles
 from simulator.run import PreparedRun, execute, prepare
 from simulator.store import read_transcripts
@@ -98,6 +99,25 @@ async def _go(run: PreparedRun) -> None:
             await roles.aclose()
 
 
+def _finish(prepared: PreparedRun) -> None:
+    """Run what is left of a prepared run, then print the summary; Ctrl-C keeps what finished."""
+    try:
+        asyncio.run(_go(prepared))
+    except KeyboardInterrupt:
+        prepared.store.close()
+        console.print(f"interrupted; finished conversations are saved in {prepared.folder}. "
+                      "Run the same command again to resume.")  # fmt: skip
+        raise typer.Exit(130) from None
+    prepared.store.close()
+    transcripts = list(read_transcripts(prepared.folder))
+    console.print(rates_table(correction_rate_by_turn(transcripts)))
+    errors = Counter(t.error_kind for t in transcripts if t.error_kind)
+    if errors:
+        console.print(f"[yellow]{sum(errors.values())} conversation(s) ended in error: "
+                      f"{dict(errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
+    print(prepared.folder / "transcripts.jsonl", file=sys.stdout)
+
+
 def run(
     config_file: Annotated[Path | None, typer.Option("--config", help="A run config YAML file.")] = None,
     scenario: Annotated[list[str] | None, typer.Option(help="Scenario id, file or folder (repeatable).")] = None,
@@ -154,18 +174,31 @@ def run(
             )
         prepared = prepare(config)
         console.print(f"run folder: {prepared.folder}  ({len(prepared.plan)} conversations planned)")
-        try:
-            asyncio.run(_go(prepared))
-        except KeyboardInterrupt:
-            prepared.store.close()
-            console.print(f"interrupted; finished conversations are saved in {prepared.folder}. "
-                          "Run the same command again to resume.")  # fmt: skip
-            raise typer.Exit(130) from None
-        prepared.store.close()
-        transcripts = list(read_transcripts(prepared.folder))
-        console.print(rates_table(correction_rate_by_turn(transcripts)))
-        errors = Counter(t.error_kind for t in transcripts if t.error_kind)
-        if errors:
-            console.print(f"[yellow]{sum(errors.values())} conversation(s) ended in error: "
-                          f"{dict(errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
-        print(prepared.folder / "transcripts.jsonl", file=sys.stdout)
+        _finish(prepared)
+
+
+def replay(
+    source: Annotated[Path, typer.Argument(metavar="RUN", help="The run whose user turns to send.")],
+    target: Annotated[list[str], typer.Option(help="Base URL of the server (repeatable).")],
+    model: Annotated[list[str], typer.Option(help="Served model or LoRA adapter name (repeatable).")],
+    system_prompt: Annotated[list[str] | None, typer.Option(help="neutral, warm or text (repeatable).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Longest target reply, in tokens.")] = None,
+    judge: Annotated[str, typer.Option(help="rules, llm (with --judge-model).")] = "rules",
+    judge_model: Annotated[str | None, typer.Option(help="The LLM judge's model name.")] = None,
+    judge_target: Annotated[str | None, typer.Option(help="The LLM judge's server; default: --target.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Conversations in flight.")] = 32,
+    out: Annotated[Path | None, typer.Option(help="Output folder; default RUN/replays/<targets>.")] = None,
+) -> None:
+    """Send the user turns of RUN's conversations, word for word, to other targets.
+
+    Two models then answer identical user turns, whatever each replied. Resumes like `run`.
+    """
+    with reported():
+        sampling = {"max_tokens": max_tokens} if max_tokens is not None else {}
+        targets = targets_from_flags(target, model, system_prompt or [], sampling)
+        endpoint = Endpoint(base_url=judge_target or target[0], model=judge_model) if judge_model else None
+        folder = out or source / "replays" / "+".join(t.name for t in targets)[:100]
+        config = RunConfig(targets=targets, judge=judge, judge_model=endpoint, concurrency=concurrency, out=folder)
+        prepared = prepare_replay(source, config)
+        console.print(f"replaying {len(prepared.plan)} conversations into {prepared.folder}")
+        _finish(prepared)

@@ -1,0 +1,92 @@
+"""`convsim score` and `convsim judge-eval`: judges applied to stored runs and labelled data."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from scenarios import REPLY_LABELS
+from scoring.agreement import evaluate, format_agreement
+from scoring.judge_data import JudgeDataError, read_jsonl, read_sycon_labelled
+from simulator.cli._errors import fail, reported
+from simulator.config import Endpoint, RunConfig
+from simulator.rescore import rescore, slug
+from simulator.roles import judge_identity, make_judge
+
+console = Console(stderr=True, soft_wrap=True)
+
+JudgeOption = Annotated[str, typer.Option(help="rules, llm (with --judge-model) or learned:FILE.")]
+JudgeModelOption = Annotated[str | None, typer.Option(help="The LLM judge's model.")]
+JudgeTargetOption = Annotated[str | None, typer.Option(help="The LLM judge's server URL.")]
+
+
+def _config(judge: str, judge_model: str | None, judge_target: str | None) -> RunConfig:
+    endpoint = Endpoint(base_url=judge_target, model=judge_model) if judge_model else None
+    return RunConfig(judge=judge, judge_model=endpoint)
+
+
+def score(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    judge: JudgeOption = "rules",
+    judge_model: JudgeModelOption = None,
+    judge_target: JudgeTargetOption = None,
+    concurrency: Annotated[int, typer.Option(help="Replies judged at once.")] = 16,
+) -> None:
+    """Re-judge every reply of a run; write RUN/scores/JUDGE.jsonl and report where the judges disagree."""
+    with reported():
+        config = _config(judge, judge_model, judge_target)
+        name = judge_identity(config)
+        cache = run / "scores" / f"{slug(name)}.cache.jsonl" if judge == "llm" else None
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+
+        async def go() -> None:
+            chosen, backend = make_judge(config, cache_file=cache)
+            try:
+                result = await rescore(run, chosen, name, concurrency=concurrency)
+            finally:
+                if backend is not None:
+                    await backend.aclose()
+            console.print(f"{result.replies} replies judged by {result.judge} -> {result.output}")
+            if result.failed:
+                console.print(f"[yellow]{result.failed} replies could not be judged (label null, see error)[/yellow]")
+            console.print(f"agreement with the online labels: {result.agreement:.1%}, Cohen's kappa {result.kappa:.3f}")
+            labels = [str(label) for label in REPLY_LABELS]
+            table = Table("online \\ rescored", *labels, title="Where the judges disagree")
+            for online in labels:
+                row = result.confusion.get(online, {})
+                table.add_row(online, *(str(row.get(label, 0)) for label in labels))
+            console.print(table)
+
+        asyncio.run(go())
+
+
+def judge_eval(
+    data: Annotated[Path, typer.Argument(help="SYCON-Bench's folder (labeled/), or a JSONL of labelled replies.")],
+    judge: JudgeOption = "rules",
+    judge_model: JudgeModelOption = None,
+    judge_target: JudgeTargetOption = None,
+    model_stem: Annotated[str | None, typer.Option(help="Which SYCON model's replies (labeled/STEM.*.csv).")] = None,
+    concurrency: Annotated[int, typer.Option(help="Replies judged at once.")] = 16,
+) -> None:
+    """Accuracy, Cohen's kappa and the confusion matrix of a judge against labelled replies."""
+    with reported():
+        try:
+            items = read_sycon_labelled(data, model_stem) if data.is_dir() else read_jsonl(data)
+        except JudgeDataError as exc:
+            raise fail(str(exc)) from None
+
+        async def go() -> str:
+            chosen, backend = make_judge(_config(judge, judge_model, judge_target))
+            try:
+                return format_agreement(await evaluate(chosen, items, concurrency=concurrency))
+            finally:
+                if backend is not None:
+                    await backend.aclose()
+
+        print(asyncio.run(go()))
