@@ -1,0 +1,281 @@
+"""How well a judge agrees with trusted labels: accuracy, Cohen's kappa, the confusion matrix.
+
+:func:`evaluate` runs any :class:`~scoring.judge.Judge` over labelled replies (see
+:mod:`scoring.judge_data`) and compares. With five-way reference labels it compares labels;
+with binary ones (SYCON-Bench's 1/0) it maps the judge's label to binary first: ``corrects``
+is 1, every other label 0. A reply the judge fails on (it raises :class:`JudgeError` or
+gives ``error``) counts as a disagreement, under the predicted label ``error``.
+
+Splits for training and testing learned judges go by group (question), never by reply:
+replies to one question are too alike to sit on both sides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import pandas as pd
+
+from scenarios import REPLY_LABELS, Label
+from scoring.judge import Judge, JudgeError
+from scoring.judge_data import LabelledReply, history_for, scenario_for
+
+__all__ = [
+    "BINARY_CLASSES",
+    "ERROR_CLASS",
+    "Agreement",
+    "cohen_kappa",
+    "confusion_matrix",
+    "evaluate",
+    "format_agreement",
+    "group_folds",
+    "split_by_group",
+]
+
+Mode = Literal["auto", "binary", "labels"]
+T = TypeVar("T", bound=LabelledReply)
+
+BINARY_CLASSES: tuple[str, ...] = ("1", "0")
+"""Binary classes: ``1`` = corrects, ``0`` = anything else."""
+ERROR_CLASS = "error"
+"""The predicted class of a reply the judge could not label."""
+
+
+def cohen_kappa(reference: Sequence[str], predicted: Sequence[str]) -> float:
+    """Cohen's kappa between two labellings of the same items.
+
+    ``(p_o - p_e) / (1 - p_e)``, where ``p_o`` is the observed share of agreement and ``p_e`` the
+    agreement expected by chance from the two label distributions.
+
+    Returns:
+        Kappa; ``nan`` when it is undefined (both sides give one and the same class throughout),
+        and for no items.
+
+    Raises:
+        ValueError: the two sequences differ in length.
+    """
+    if len(reference) != len(predicted):
+        raise ValueError(f"{len(reference)} reference labels but {len(predicted)} predicted ones")
+    n = len(reference)
+    if n == 0:
+        return math.nan
+    observed = sum(r == p for r, p in zip(reference, predicted, strict=True)) / n
+    classes = set(reference) | set(predicted)
+    expected = sum((reference.count(c) / n) * (predicted.count(c) / n) for c in classes)
+    if expected >= 1.0:
+        return math.nan
+    return (observed - expected) / (1.0 - expected)
+
+
+def confusion_matrix(
+    reference: Sequence[str], predicted: Sequence[str], classes: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Counts by reference class (outer key) and predicted class (inner key), over ``classes``.
+
+    Classes found in the data but missing from ``classes`` are added at the end.
+    """
+    order = list(classes) + sorted((set(reference) | set(predicted)) - set(classes))
+    matrix = {r: dict.fromkeys(order, 0) for r in order}
+    for r, p in zip(reference, predicted, strict=True):
+        matrix[r][p] += 1
+    return matrix
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A judge's agreement with reference labels.
+
+    Attributes:
+        judge: the judge's name.
+        mode: ``binary`` (corrects or not) or ``labels`` (the five reply labels).
+        n: number of items compared.
+        accuracy: share of items where the judge gives the reference class.
+        kappa: Cohen's kappa (``nan`` when undefined).
+        confusion: counts by reference class, then predicted class.
+        classes: the class order of ``confusion``.
+        errors: items the judge could not label (counted as disagreements).
+        reference: the reference class of each item, in input order.
+        predicted: the judge's class of each item, in input order.
+        seconds: wall time of the evaluation.
+    """
+
+    judge: str
+    mode: Literal["binary", "labels"]
+    n: int
+    accuracy: float
+    kappa: float
+    confusion: dict[str, dict[str, int]]
+    classes: tuple[str, ...]
+    errors: int = 0
+    reference: tuple[str, ...] = field(default=(), repr=False)
+    predicted: tuple[str, ...] = field(default=(), repr=False)
+    seconds: float = 0.0
+
+    @classmethod
+    def from_labels(
+        cls,
+        judge: str,
+        mode: Literal["binary", "labels"],
+        reference: Sequence[str],
+        predicted: Sequence[str],
+        seconds: float = 0.0,
+    ) -> Agreement:
+        """Compute the figures from the two labellings."""
+        classes = BINARY_CLASSES if mode == "binary" else tuple(label.value for label in REPLY_LABELS)
+        n = len(reference)
+        agree = sum(r == p for r, p in zip(reference, predicted, strict=True))
+        matrix = confusion_matrix(reference, predicted, classes)
+        return cls(
+            judge=judge,
+            mode=mode,
+            n=n,
+            accuracy=agree / n if n else math.nan,
+            kappa=cohen_kappa(reference, predicted),
+            confusion=matrix,
+            classes=tuple(matrix),
+            errors=sum(p == ERROR_CLASS for p in predicted),
+            reference=tuple(reference),
+            predicted=tuple(predicted),
+            seconds=seconds,
+        )
+
+    def confusion_frame(self) -> pd.DataFrame:
+        """The confusion matrix as a DataFrame: rows are reference classes, columns predicted ones."""
+        frame = pd.DataFrame.from_dict(self.confusion, orient="index")[list(self.classes)]
+        frame.index.name = "reference"
+        frame.columns.name = "predicted"
+        return frame
+
+
+def _binary(label: Label | None) -> str:
+    if label is None or label is Label.ERROR:
+        return ERROR_CLASS
+    return "1" if label is Label.CORRECTS else "0"
+
+
+def _resolve_mode(items: Sequence[LabelledReply], mode: Mode) -> Literal["binary", "labels"]:
+    if mode == "auto":
+        return "labels" if items and all(item.label is not None for item in items) else "binary"
+    if mode == "labels" and any(item.label is None for item in items):
+        raise ValueError("mode 'labels' needs a five-way label on every item; some have only 1/0")
+    return mode
+
+
+async def evaluate(
+    judge: Judge,
+    items: Sequence[LabelledReply],
+    concurrency: int = 16,
+    mode: Mode = "auto",
+) -> Agreement:
+    """Label every item with ``judge`` and compare with the reference labels.
+
+    Args:
+        judge: any judge.
+        items: labelled replies.
+        concurrency: how many replies are judged at once.
+        mode: ``labels`` compares the five reply labels (every item needs one), ``binary``
+            compares corrects-or-not; ``auto`` takes ``labels`` when every item has a five-way label.
+
+    Returns:
+        The agreement; a reply the judge fails on counts as the predicted class ``error``.
+    """
+    resolved = _resolve_mode(items, mode)
+    semaphore = asyncio.Semaphore(max(1, concurrency))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def one(item: LabelledReply) -> Label | None:
+        async with semaphore:
+            try:
+                judgement = await judge.judge(scenario_for(item), history_for(item), item.reply)
+            except JudgeError:
+                return None
+            return judgement.label
+
+    labels = await asyncio.gather(*(one(item) for item in items))
+    if resolved == "binary":
+        reference = ["1" if item.target else "0" for item in items]
+        predicted = [_binary(label) for label in labels]
+    else:
+        reference = [item.label.value if item.label else ERROR_CLASS for item in items]
+        predicted = [label.value if label else ERROR_CLASS for label in labels]
+    return Agreement.from_labels(judge.name, resolved, reference, predicted, seconds=loop.time() - started)
+
+
+def format_agreement(agreement: Agreement) -> str:
+    """A plain-text summary: the figures, then the confusion matrix (rows: reference)."""
+    lines = [
+        f"judge {agreement.judge}: {agreement.n} replies ({agreement.mode})",
+        f"accuracy {agreement.accuracy:.3f}   Cohen's kappa {agreement.kappa:.3f}"
+        + (f"   judge errors {agreement.errors}" if agreement.errors else ""),
+    ]
+    if agreement.seconds > 0 and agreement.n:
+        lines.append(f"{agreement.n / agreement.seconds:.1f} replies/s")
+    width = max(9, *(len(c) for c in agreement.classes)) + 1
+    lines.append("")
+    lines.append("reference \\ judge".ljust(width + 8) + "".join(c.rjust(width) for c in agreement.classes))
+    for ref in agreement.classes:
+        row = agreement.confusion[ref]
+        if sum(row.values()) == 0 and ref == ERROR_CLASS:
+            continue
+        lines.append(ref.ljust(width + 8) + "".join(str(row[c]).rjust(width) for c in agreement.classes))
+    return "\n".join(lines)
+
+
+def _groups(items: Sequence[LabelledReply], seed: int) -> list[str]:
+    groups = sorted({item.group for item in items})
+    random.Random(seed).shuffle(groups)
+    return groups
+
+
+def split_by_group(items: Sequence[T], test_fraction: float, seed: int = 0) -> tuple[list[T], list[T]]:
+    """Split items into train and test sets by group (question), never splitting a group.
+
+    Args:
+        items: labelled replies.
+        test_fraction: the share of groups that go to the test set (0 to 1).
+        seed: the shuffle's seed; the same seed gives the same split.
+
+    Returns:
+        (train, test), each in input order.
+
+    Raises:
+        ValueError: ``test_fraction`` is outside [0, 1].
+    """
+    if not 0.0 <= test_fraction <= 1.0:
+        raise ValueError(f"test_fraction must lie in [0, 1], not {test_fraction}")
+    groups = _groups(items, seed)
+    n_test = round(len(groups) * test_fraction)
+    if 0.0 < test_fraction < 1.0 and len(groups) > 1:
+        n_test = min(max(n_test, 1), len(groups) - 1)
+    test_groups = set(groups[:n_test])
+    train = [item for item in items if item.group not in test_groups]
+    test = [item for item in items if item.group in test_groups]
+    return train, test
+
+
+def group_folds(items: Sequence[T], k: int = 5, seed: int = 0) -> list[tuple[list[T], list[T]]]:
+    """K-fold cross-validation splits by group: every group is in exactly one test fold.
+
+    Returns:
+        ``k`` pairs (train, test), each in input order.
+
+    Raises:
+        ValueError: fewer groups than folds, or ``k`` < 2.
+    """
+    groups = _groups(items, seed)
+    if k < 2 or len(groups) < k:
+        raise ValueError(f"need k >= 2 and at least k groups (k={k}, {len(groups)} groups)")
+    fold_of = {group: i % k for i, group in enumerate(groups)}
+    return [
+        (
+            [item for item in items if fold_of[item.group] != fold],
+            [item for item in items if fold_of[item.group] == fold],
+        )
+        for fold in range(k)
+    ]

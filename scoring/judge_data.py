@@ -1,0 +1,338 @@
+"""Labelled replies for judge evaluation: SYCON-Bench's labelled set and plain JSONL files.
+
+A :class:`LabelledReply` is one target reply with a label someone trusts, and what a judge
+needs to label it again: the question, the false belief, the correction, the turn and, when
+known, the conversation before it. :func:`scenario_for` turns an item into the minimal
+:class:`~scenarios.LoadedScenario` any :class:`~scoring.judge.Judge` accepts.
+
+Labels come in two kinds. A five-way label (``corrects``, ``hedges``, ``evades``, ``affirms``,
+``refuses``) also gives the binary one (corrects or not); SYCON-Bench's ``1``/``0`` give the
+binary label alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scenarios import REPLY_LABELS, Correction, Domain, Flow, Label, LoadedScenario, Scenario, Stage, StageKind, Turn
+
+__all__ = [
+    "SYCON_DIR_NAME",
+    "JudgeDataError",
+    "LabelledReply",
+    "history_for",
+    "parse_label",
+    "read_jsonl",
+    "read_sycon_labelled",
+    "scenario_for",
+]
+
+SYCON_DIR_NAME = "sycon-false-presuppositions"
+"""The folder name of SYCON-Bench's false-presupposition data under ``shared/data``."""
+
+_SYCON_TURNS = 5
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"0", "false", "no"})
+_PLACEHOLDER = "[earlier turn not recorded]"
+
+
+class JudgeDataError(Exception):
+    """A labelled-reply file is missing or wrong; ``str()`` gives ``file:line: what is wrong``."""
+
+    def __init__(self, path: str | Path, line: int, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        super().__init__(f"{self.path}:{line}: {message}")
+
+
+class LabelledReply(BaseModel):
+    """One target reply with a trusted label.
+
+    Attributes:
+        question: the user's question (it holds or implies the false belief).
+        belief: the false belief, as a sentence.
+        correction: the correct information, as a sentence.
+        reply: the target's reply to be labelled.
+        turn: the reply's 1-based turn in its conversation (1 = the answer to the first user turn).
+        label: the five-way label, when the source gives one.
+        binary: whether the reply corrects the belief (``label == corrects`` when a label is given).
+        group: what the item belongs to for splitting (by default the question): train and test
+            sets never share a group.
+        history: the conversation before the reply, when the source records it.
+        source: where the item comes from (``file:line``), for error messages and reports.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: str = Field(min_length=1)
+    belief: str = Field(min_length=1)
+    correction: str = Field(min_length=1)
+    reply: str
+    turn: int = Field(default=1, ge=1)
+    label: Label | None = None
+    binary: bool | None = None
+    group: str = ""
+    history: list[Turn] = Field(default_factory=list)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.label is Label.ERROR:
+            raise ValueError("`error` is not a label for a usable reply")
+        if self.label is not None:
+            implied = self.label is Label.CORRECTS
+            if self.binary is not None and self.binary != implied:
+                raise ValueError(f"binary={self.binary} contradicts label {self.label.value!r}")
+            object.__setattr__(self, "binary", implied)
+        if self.binary is None:
+            raise ValueError("give a label: one of the five reply labels, or 1/0")
+        if not self.group:
+            object.__setattr__(self, "group", self.question)
+        return self
+
+    @property
+    def target(self) -> bool:
+        """The binary label (it is always set once the item is valid)."""
+        assert self.binary is not None
+        return self.binary
+
+
+def parse_label(value: object) -> tuple[Label | None, bool]:
+    """Read a label: one of the five reply labels, or binary ``1``/``0``/``true``/``false``.
+
+    Returns:
+        The five-way label (``None`` for a binary one) and the binary label.
+
+    Raises:
+        ValueError: the value is no label.
+    """
+    if isinstance(value, bool):
+        return None, value
+    if isinstance(value, int) and value in (0, 1):
+        return None, bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return None, True
+        if text in _FALSE:
+            return None, False
+        for label in REPLY_LABELS:
+            if text == label.value:
+                return label, label is Label.CORRECTS
+    known = ", ".join(label.value for label in REPLY_LABELS)
+    raise ValueError(f"unknown label {value!r}; use one of {known}, or 1/0")
+
+
+def _error_text(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise JudgeDataError(path, 0, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JudgeDataError(path, 0, f"cannot read: {exc}") from None
+
+
+def _read_csv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
+    """Rows of a CSV file with the given header, each with the line it starts on."""
+    try:
+        handle = path.open(encoding="utf-8", newline="")
+    except FileNotFoundError:
+        raise JudgeDataError(path, 0, "no such file") from None
+    except OSError as exc:
+        raise JudgeDataError(path, 0, f"cannot read: {exc}") from None
+    rows: list[tuple[int, list[str]]] = []
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            first = next(reader, None)
+            if first is None or [c.strip().lstrip("\ufeff") for c in first] != header:
+                raise JudgeDataError(path, 1, f"expected the header {','.join(header)}, found {first}")
+            line = reader.line_num + 1
+            for row in reader:
+                if len(row) != len(header):
+                    raise JudgeDataError(path, line, f"expected {len(header)} columns, found {len(row)}")
+                rows.append((line, row))
+                line = reader.line_num + 1
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise JudgeDataError(path, reader.line_num, f"bad CSV: {exc}") from None
+    return rows
+
+
+def _sycon_model_stem(labelled: Path, model_stem: str | None) -> str:
+    if model_stem is not None:
+        return model_stem
+    stems = sorted(p.name.removesuffix(".labels.csv") for p in labelled.glob("*.labels.csv"))
+    if not stems:
+        raise JudgeDataError(labelled, 0, "no *.labels.csv file")
+    if len(stems) > 1:
+        raise JudgeDataError(labelled, 0, f"several labelled models ({', '.join(stems)}); name one")
+    return stems[0]
+
+
+def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[LabelledReply]:
+    """Read SYCON-Bench's labelled multi-turn replies (``labeled/<model>.{responses,labels}.csv``).
+
+    Each of the 200 questions has one 5-turn conversation; the label is binary (1 = the reply
+    challenges or corrects the false presupposition). The false belief and the correction come
+    from ``presuppositions.txt`` and ``corrections.txt`` (line N is item N); the user turns of the
+    history from ``push_back.csv`` when it is there. The group of every reply is its question.
+
+    Args:
+        data_dir: the ``sycon-false-presuppositions`` folder.
+        model_stem: which labelled model, e.g. ``llama-3.1-8b-instruct``; by default the only one.
+
+    Raises:
+        JudgeDataError: a file is missing, or a row or label is wrong.
+    """
+    labelled = data_dir / "labeled"
+    if not labelled.is_dir():
+        raise JudgeDataError(labelled, 0, "no such folder")
+    stem = _sycon_model_stem(labelled, model_stem)
+    columns = [f"Response_{i}" for i in range(1, _SYCON_TURNS + 1)]
+    responses_path = labelled / f"{stem}.responses.csv"
+    labels_path = labelled / f"{stem}.labels.csv"
+    responses = _read_csv(responses_path, ["Question", *columns])
+    labels = _read_csv(labels_path, ["Row", *columns])
+    beliefs = _read_lines(data_dir / "presuppositions.txt")
+    corrections = _read_lines(data_dir / "corrections.txt")
+    pushbacks: list[tuple[int, list[str]]] = []
+    if (data_dir / "push_back.csv").exists():
+        pushbacks = _read_csv(data_dir / "push_back.csv", ["Question"] + [f"Pushback_{i}" for i in range(1, 5)])
+    if len(labels) != len(responses):
+        raise JudgeDataError(labels_path, 0, f"{len(labels)} label rows for {len(responses)} response rows")
+    for path, lines in ((data_dir / "presuppositions.txt", beliefs), (data_dir / "corrections.txt", corrections)):
+        if len(lines) < len(responses):
+            raise JudgeDataError(path, len(lines), f"{len(lines)} lines for {len(responses)} questions")
+
+    items: list[LabelledReply] = []
+    for index, ((r_line, response_row), (l_line, label_row)) in enumerate(zip(responses, labels, strict=True)):
+        item_no = index + 1
+        if label_row[0].strip() != str(item_no):
+            raise JudgeDataError(labels_path, l_line, f"expected Row {item_no}, found {label_row[0]!r}")
+        question = response_row[0].strip()
+        replies = response_row[1:]
+        pushback = [p.strip() for p in pushbacks[index][1][1:]] if index < len(pushbacks) else None
+        for turn, raw in enumerate(label_row[1:], start=1):
+            try:
+                label, binary = parse_label(raw)
+                if label is not None:
+                    raise ValueError(f"expected 1 or 0, found {raw!r}")
+            except ValueError as exc:
+                raise JudgeDataError(labels_path, l_line, f"Response_{turn}: {exc}") from None
+            history: list[Turn] = []
+            if pushback is not None:
+                history.append(Turn(role="user", content=question))
+                for k in range(turn - 1):
+                    history += [Turn(role="assistant", content=replies[k]), Turn(role="user", content=pushback[k])]
+            try:
+                item = LabelledReply(
+                    question=question,
+                    belief=beliefs[index].strip(),
+                    correction=corrections[index].strip(),
+                    reply=replies[turn - 1],
+                    turn=turn,
+                    binary=binary,
+                    group=f"sycon:{item_no}",
+                    history=history,
+                    source=f"{responses_path}:{r_line}",
+                )
+            except ValidationError as exc:
+                raise JudgeDataError(responses_path, r_line, f"item {item_no}: {_error_text(exc)}") from None
+            items.append(item)
+    return items
+
+
+def read_jsonl(path: Path) -> list[LabelledReply]:
+    """Read labelled replies from JSON lines.
+
+    Each line is an object with ``question``, ``belief``, ``correction``, ``reply`` and ``label``
+    (a reply label, or ``0``/``1``/``true``/``false``), and optionally ``turn`` (1-based, default 1),
+    ``group`` (default: the question) and ``history`` (a list of ``{role, content}`` turns).
+    Blank lines are skipped.
+
+    Raises:
+        JudgeDataError: the file is missing, or a line is not valid.
+    """
+    items: list[LabelledReply] = []
+    for number, text in enumerate(_read_lines(path), start=1):
+        if not text.strip():
+            continue
+        try:
+            data: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise JudgeDataError(path, number, f"not JSON: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise JudgeDataError(path, number, "expected a JSON object")
+        if "label" not in data:
+            raise JudgeDataError(path, number, "missing field 'label'")
+        try:
+            label, binary = parse_label(data.pop("label"))
+        except ValueError as exc:
+            raise JudgeDataError(path, number, str(exc)) from None
+        data.pop("binary", None)
+        try:
+            items.append(
+                LabelledReply.model_validate({**data, "label": label, "binary": binary, "source": f"{path}:{number}"})
+            )
+        except ValidationError as exc:
+            raise JudgeDataError(path, number, _error_text(exc)) from None
+    return items
+
+
+_FLOW = Flow(
+    start="open",
+    stages={"open": Stage(kind=StageKind.OPEN, next={"else": "end"}), "end": Stage(kind=StageKind.END)},
+)
+
+
+def scenario_for(item: LabelledReply) -> LoadedScenario:
+    """A minimal valid scenario for judging ``item``: its belief, correction and question.
+
+    The id is a hash of question, belief and correction; the flow asks once and ends.
+    """
+    key = "\x1f".join((item.question, item.belief, item.correction))
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    title = item.question if len(item.question) <= 80 else item.question[:77] + "..."
+    scenario = Scenario(
+        id=f"item-{digest[:16]}",
+        domain=Domain.FACTUAL,
+        title=title,
+        question=item.question,
+        truth=item.correction,
+        false_belief=item.belief,
+        correction=Correction(references=[item.correction]),
+        flow=_FLOW,
+        source=item.source,
+    )
+    return LoadedScenario(scenario=scenario, flow=_FLOW, source=item.source or "<labelled reply>", sha256=digest)
+
+
+def history_for(item: LabelledReply) -> list[Turn]:
+    """The conversation before the reply, for a judge.
+
+    The recorded history when there is one, else placeholders: the question as the first user
+    turn and ``[earlier turn not recorded]`` for the rest, so that the history always holds
+    ``turn - 1`` assistant turns and ends with a user turn.
+    """
+    if item.history:
+        return list(item.history)
+    history = [Turn(role="user", content=item.question)]
+    for _ in range(item.turn - 1):
+        history += [Turn(role="assistant", content=_PLACEHOLDER), Turn(role="user", content=_PLACEHOLDER)]
+    return history
