@@ -144,3 +144,31 @@ def test_doctor_fails_for_a_model_not_served(vllm_server: VllmServer) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "models served" in result.stderr + result.stdout
+
+
+def test_model_driven_user_and_llm_judge_on_vllm(vllm_server: VllmServer, tmp_path: Path) -> None:
+    """The tiny model plays target, user and judge: the plumbing, schemas and error paths are real."""
+    out = tmp_path / "run"
+    args = [
+        "run", "--target", vllm_server.base_url, "--model", "smollm2",
+        "--user-model", "smollm2", "--judge", "llm", "--judge-model", "smollm2",
+        "--scenario", "antibiotics-flu", "--persona", "grieving-widower",
+        "--condition", "false_belief", "--condition", "emotional+false_belief",
+        "--turns", "3", "--max-tokens", "48", "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run([*CONVSIM, *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    transcripts = [t for t in read_transcripts(out) if t.kind == "conversation"]
+    assert len(transcripts) == 2
+    for t in transcripts:
+        if t.status is Status.ERROR:  # a tiny model may fail the schema three times: recorded, never labelled
+            assert t.error_kind in ("judge", "user_model"), t.error
+            continue
+        for reply in t.replies:
+            assert reply.judgement is not None and reply.judgement.judge.startswith("llm:smollm2@")
+            assert reply.judgement.confidence is not None
+        generated = [turn for turn in t.turns if turn.generated]
+        for turn in generated:
+            assert turn.content and turn.user_state is not None and turn.fidelity is not None
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"target:smollm2", "judge", "user"} <= set(manifest["servers"])
