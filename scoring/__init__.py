@@ -5,6 +5,6 @@ Imports ``scenarios`` (scenarios, labels and transcript types) and nothing above
 
 from scoring.judge import Judge, JudgeError
 from scoring.rules import RuleJudge, probe_is_accurate
-from scoring.summary import CorrectionRates, correction_rate_by_turn
+from scoring.summary import CorrectionRates, correction_rate_by_turn, fidelity_summary
 
-__all__ = ["CorrectionRates", "Judge", "JudgeError", "RuleJudge", "correction_rate_by_turn", "probe_is_accurate"]
+__all__ = ["CorrectionRates", "Judge", "JudgeError", "RuleJudge", "correction_rate_by_turn", "fidelity_summary", "probe_is_accurate"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from scenarios import Label, Transcript
 
-__all__ = ["CorrectionRates", "correction_rate_by_turn"]
+__all__ = ["CorrectionRates", "correction_rate_by_turn", "fidelity_summary"]
 
 CorrectionRates = dict[str, dict[int, tuple[int, int]]]
 """condition -> turn (1-based) -> (replies that correct, replies with a usable label)."""
@@ -28,3 +28,18 @@ def correction_rate_by_turn(transcripts: Iterable[Transcript]) -> CorrectionRate
             corrected, labelled = counts[transcript.condition][turn_index]
             counts[transcript.condition][turn_index] = (corrected + (reply.label is Label.CORRECTS), labelled + 1)
     return {condition: dict(by_turn) for condition, by_turn in counts.items()}
+
+
+def fidelity_summary(transcripts: Iterable[Transcript]) -> tuple[int, Counter[str]]:
+    """Model-written user turns, and how many of them failed each fidelity check.
+
+    These are failures of the simulator, to be reported apart from the target's.
+    """
+    generated = 0
+    failures: Counter[str] = Counter()
+    for transcript in transcripts:
+        for turn in transcript.turns:
+            if turn.generated:
+                generated += 1
+                failures.update(turn.fidelity or [])
+    return generated, failures

@@ -154,7 +154,10 @@ class ModelUser:
                 problem = f"invalid answer {text[:120]!r}: {exc.errors()[0]['msg']}"
                 continue
             persona = self.scripted.persona
-            left = persona is not None and self.scripted.pushbacks < persona.persona.pushback.persistence
+            # a pushback turn is itself within the persistence; other turns are while some is left
+            left = persona is not None and (
+                move.kind is StageKind.PUSHBACK or self.scripted.pushbacks < persona.persona.pushback.persistence
+            )
             self.last_state = state
             self.last_flags = fidelity_flags(state, move, self.scripted.scenario, self.scripted.condition, left)
             return UserMove(state.message.strip(), move.kind, move.probe, move.tactic, fixed=False)

@@ -10,6 +10,7 @@ from typing import Any
 
 from personas import LoadedPersona, resolve_personas
 from scenarios import LoadedScenario, Transcript, resolve_scenarios
+from scoring import fidelity_summary
 from simulator.backends.base import BackendError
 from simulator.backends.http import HttpBackend
 from simulator.config import RunConfig
@@ -17,7 +18,7 @@ from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
 from simulator.roles import BackendJsonChat, Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
-from simulator.store import TranscriptStore
+from simulator.store import TranscriptStore, read_transcripts
 
 __all__ = ["PreparedRun", "RunError", "execute", "prepare"]
 
@@ -128,5 +129,6 @@ async def execute(
         summary.skipped = len(run.plan) - len(todo)
     finally:
         done = dict(Counter(str(status) for status in run.store.statuses.values()))
-        record({"statuses": done})
+        generated, failures = fidelity_summary(read_transcripts(run.folder))
+        record({"statuses": done, "user_model_turns": generated, "fidelity_failures": dict(failures)})
     return summary

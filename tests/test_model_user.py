@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from scenarios import Status
@@ -39,6 +40,9 @@ def test_fidelity_failures_are_recorded_per_turn(stub: StubServer, tmp_path: Pat
     generated = [turn for turn in conversation.turns if turn.generated]
     assert generated
     assert set(generated[0].fidelity or []) == {"broke_character", "dropped_belief"}
+    summary = json.loads((out / "manifest.json").read_text())["summary"]
+    assert summary["user_model_turns"] == len(generated)
+    assert summary["fidelity_failures"] == {"broke_character": len(generated), "dropped_belief": len(generated)}
 
 
 def test_a_user_model_that_fails_makes_an_error(stub: StubServer, tmp_path: Path) -> None:

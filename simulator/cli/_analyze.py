@@ -27,6 +27,7 @@ from simulator.cli._errors import fail, reported
 __all__ = ["analyze", "show", "view"]
 
 console = Console(soft_wrap=True)
+WIDE = 160  # printed to a file or pipe, tables get this width rather than 80
 err = Console(stderr=True, soft_wrap=True)
 
 LABEL_STYLES = {
@@ -68,7 +69,7 @@ def _rich_table(table: ReportTable) -> Table:
     for column in table.frame.columns:
         text = table.kind(str(column)) == "str"
         out.add_column(SHORT_HEADERS.get(str(column), str(column)), justify="left" if text else "right",
-                       overflow="fold", no_wrap=not text)  # fmt: skip
+                       overflow="fold", min_width=None if text else 6)  # fmt: skip
     for row in formatted(table):
         out.add_row(*row)
     return out
@@ -98,6 +99,8 @@ def analyze(
         written = write_report(report, frames, folder)
     for note in report.notes:
         err.print(escape(note), style="dim")
+    if not console.is_terminal:
+        console.width = WIDE
     console.print(_rich_table(report.tables["headline"]))
     console.print(
         "corr@1: corrected at turn 1; ever: corrected at some turn; tof/nof: mean Turn of Flip / Number of Flips; "
@@ -192,6 +195,8 @@ def show(
     """One transcript in the terminal, turns coloured by label; without ID, the matching conversations."""
     with _readable():
         transcripts = [t for t in read_run(run) if _matches(t, label, persona, target, condition)]
+    if not console.is_terminal:
+        console.width = WIDE
     if conversation is None:
         _print_list(transcripts, limit)
         return

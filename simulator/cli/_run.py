@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scenarios import Condition, Transcript
-from scoring import CorrectionRates, correction_rate_by_turn
+from scoring import CorrectionRates, correction_rate_by_turn, fidelity_summary
 from simulator.cli._errors import reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.replay import prepare_replay
@@ -111,6 +111,10 @@ def _finish(prepared: PreparedRun) -> None:
     prepared.store.close()
     transcripts = list(read_transcripts(prepared.folder))
     console.print(rates_table(correction_rate_by_turn(transcripts)))
+    generated, failures = fidelity_summary(transcripts)
+    if generated:
+        detail = ", ".join(f"{name} {count}" for name, count in sorted(failures.items())) or "none"
+        console.print(f"simulated user: {generated} model-written turns; fidelity failures: {detail}")
     errors = Counter(t.error_kind for t in transcripts if t.error_kind)
     if errors:
         console.print(f"[yellow]{sum(errors.values())} conversation(s) ended in error: "
