@@ -86,8 +86,11 @@ class RunConfig(BaseModel):
         seeds: one conversation per seed for every combination.
         sample: draw this many conversations from the plan (with ``sample_seed``).
         knowledge_check: also ask each target each scenario's question alone.
-        out: the output folder; by default ``runs/run-<hash of this config>``, so that
-            running the same command again resumes the same run.
+        out: the output folder; by default ``runs/run-<hash of this config>`` (with
+            ``-shard-I-of-N``), so that running the same command again resumes the same run.
+        retry_errors: run again the conversations that ended in an error.
+        shard: ``I/N``: run only the I-th of N disjoint parts of the plan (N jobs, one plan);
+            ``convsim merge`` joins the parts.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -107,6 +110,25 @@ class RunConfig(BaseModel):
     concurrency: int = Field(32, ge=1, le=4096)
     rps: float | None = Field(None, gt=0)
     out: Path | None = None
+    retry_errors: bool = False
+    shard: tuple[int, int] | None = None
+
+    @field_validator("shard", mode="before")
+    @classmethod
+    def _parse_shard(cls, value: object) -> object:
+        if isinstance(value, str):
+            index, sep, count = value.partition("/")
+            if not sep or not index.isdigit() or not count.isdigit():
+                raise ValueError(f"shard must be I/N, as in 2/8, not {value!r}")
+            return int(index), int(count)
+        return value
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_in_range(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1 <= value[0] <= value[1]:
+            raise ValueError(f"shard {value[0]}/{value[1]} is not one of 1/{value[1]} .. {value[1]}/{value[1]}")
+        return value
 
     @field_validator("targets")
     @classmethod
@@ -140,7 +162,10 @@ class RunConfig(BaseModel):
 
     def output_dir(self) -> Path:
         """Where the run writes: ``out``, or ``runs/run-<fingerprint>``."""
-        return self.out if self.out is not None else Path("runs") / f"run-{self.fingerprint()}"
+        if self.out is not None:
+            return self.out
+        suffix = f"-shard-{self.shard[0]}-of-{self.shard[1]}" if self.shard else ""
+        return Path("runs") / f"run-{self.fingerprint()}{suffix}"
 
 
 def load_config(path: Path) -> RunConfig:

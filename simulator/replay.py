@@ -40,7 +40,7 @@ def replay_plan(source: Path, targets: Sequence[TargetConfig], judge: str) -> li
                     transcript.seed,
                     judge,
                     script,
-                )  # fmt: skip
+                )
             )
     return plan
 

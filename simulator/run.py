@@ -59,6 +59,9 @@ def prepare(config: RunConfig) -> PreparedRun:
     if config.knowledge_check:
         used = {spec.scenario.scenario.id for spec in plan}
         plan += knowledge_checks([s for s in scenarios if s.scenario.id in used], config.targets, judge)
+    if config.shard is not None:
+        index, count = config.shard
+        plan = [spec for spec in plan if int(spec.id, 16) % count == index - 1]
     folder = config.output_dir()
     check_compatible(folder, config)
     store = TranscriptStore(folder).open()
@@ -106,7 +109,7 @@ async def execute(
     """
     config = run.config
     servers = await check_servers(roles, config)
-    todo = pending(run.plan, run.store)
+    todo = pending(run.plan, run.store, retry_errors=config.retry_errors)
 
     def record(summary: dict[str, Any] | None) -> None:
         write_manifest(run.folder, config, scenarios=run.scenarios, personas=run.personas,

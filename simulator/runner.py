@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from scenarios import Transcript
+from scenarios import Status, Transcript
 from scoring import Judge
 from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend
@@ -32,9 +32,19 @@ class BatchSummary:
         return sum(self.statuses.values())
 
 
-def pending(plan: Sequence[ConversationSpec], store: TranscriptStore) -> list[ConversationSpec]:
-    """The conversations of the plan that the store does not hold yet."""
-    return [spec for spec in plan if spec.id not in store.statuses]
+def pending(
+    plan: Sequence[ConversationSpec], store: TranscriptStore, *, retry_errors: bool = False
+) -> list[ConversationSpec]:
+    """The conversations of the plan that the store does not hold yet.
+
+    With ``retry_errors``, also those that ended in an error; their new line supersedes the old.
+    """
+
+    def done(spec: ConversationSpec) -> bool:
+        status = store.statuses.get(spec.id)
+        return status is not None and not (retry_errors and status is Status.ERROR)
+
+    return [spec for spec in plan if not done(spec)]
 
 
 async def run_batch(

@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command()(_run.run)
 app.command()(_run.replay)
+app.command()(_run.merge)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_servers.serve)
 app.command()(_servers.doctor)
 app.command()(_judges.score)

@@ -17,6 +17,7 @@ from scenarios import Condition, Transcript
 from scoring import CorrectionRates, correction_rate_by_turn, fidelity_summary
 from simulator.cli._errors import reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
+from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
 from simulator.roles import open_roles
 from simulator.run import PreparedRun, execute, prepare
@@ -148,6 +149,8 @@ def run(
     concurrency: Annotated[int | None, typer.Option(help="Conversations in flight.")] = None,
     rps: Annotated[float | None, typer.Option(help="Requests per second at most.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/run-<config hash>.")] = None,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run failed conversations again.")] = False,
+    shard: Annotated[str | None, typer.Option(help="I/N: run the I-th of N disjoint parts of the plan.")] = None,
 ) -> None:
     """Hold a batch of conversations and write labelled transcripts to OUT/transcripts.jsonl.
 
@@ -156,7 +159,8 @@ def run(
     with reported():
         overrides: dict[str, Any] = {
             "scenarios": scenario, "personas": persona, "conditions": condition, "judge": judge, "turns": turns,
-            "sample": sample, "concurrency": concurrency, "rps": rps, "out": out,
+            "sample": sample, "concurrency": concurrency, "rps": rps, "out": out, "shard": shard,
+            "retry_errors": retry_errors or None,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
         default_url = target[0] if target else None
@@ -206,3 +210,13 @@ def replay(
         prepared = prepare_replay(source, config)
         console.print(f"replaying {len(prepared.plan)} conversations into {prepared.folder}")
         _finish(prepared)
+
+
+def merge(
+    parts: Annotated[list[Path], typer.Argument(metavar="RUN...", help="The shards' output folders.")],
+    out: Annotated[Path, typer.Option(help="The merged run's folder (new).")],
+) -> None:
+    """Join the output folders of one plan's shards (`run --shard I/N`) into one run."""
+    with reported():
+        count = merge_runs(parts, out)
+        console.print(f"merged {count} conversations from {len(parts)} runs into {out}")
