@@ -8,6 +8,7 @@ from personas.library import (
     LoadedPersona,
     builtin_personas,
     load_persona,
+    preset_personas,
     resolve_personas,
     tactic_phrases,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "load_model",
     "load_persona",
     "parse_yaml",
+    "preset_personas",
     "read_text",
     "resolve_personas",
     "tactic_phrases",

@@ -17,6 +17,7 @@ __all__ = [
     "LoadedPersona",
     "builtin_personas",
     "load_persona",
+    "preset_personas",
     "resolve_personas",
     "tactic_phrases",
 ]
@@ -59,13 +60,29 @@ def load_persona(path: Path) -> LoadedPersona:
 @cache
 def builtin_personas() -> dict[str, LoadedPersona]:
     """The personas that ship with convsim, by id."""
+    return _packaged("library")
+
+
+@cache
+def preset_personas(preset: str) -> dict[str, LoadedPersona]:
+    """The personas of a protocol preset (``warm-paper``: the paper's interpersonal contexts), by id.
+
+    Raises:
+        KeyError: no such preset.
+    """
+    if not resources.files("personas").joinpath("presets", preset).is_dir():
+        raise KeyError(preset)
+    return _packaged(f"presets/{preset}")
+
+
+def _packaged(folder: str) -> dict[str, LoadedPersona]:
     found: dict[str, LoadedPersona] = {}
     errors: list[FileError] = []
-    for entry in sorted(resources.files("personas").joinpath("library").iterdir(), key=lambda e: e.name):
+    for entry in sorted(resources.files("personas").joinpath(folder).iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".yaml"):
             continue
         try:
-            loaded = _load(entry.read_text(encoding="utf-8"), f"personas/library/{entry.name}")
+            loaded = _load(entry.read_text(encoding="utf-8"), f"personas/{folder}/{entry.name}")
         except FileErrors as exc:
             errors.extend(exc.errors)
             continue
@@ -87,13 +104,19 @@ def resolve_personas(refs: Iterable[str]) -> list[LoadedPersona]:
     result: list[LoadedPersona] = []
     errors: list[FileError] = []
     for ref in refs:
-        if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        if ref.endswith((".yaml", ".yml")) or ("/" in ref and not ref.startswith("preset:")):
             try:
                 result += load_all(load_persona, [Path(ref)])
             except FileErrors as exc:
                 errors.extend(exc.errors)
         elif ref in builtin_personas():
             result.append(builtin_personas()[ref])
+        elif ref.startswith("preset:") and ref.count("/") == 1:
+            preset, _, persona_id = ref.removeprefix("preset:").partition("/")
+            try:
+                result.append(preset_personas(preset)[persona_id])
+            except KeyError:
+                errors.append(FileError(ref, 1, 1, f"no persona {persona_id!r} in preset {preset!r}"))
         else:
             errors.append(FileError(ref, 1, 1, f"no built-in persona {ref!r}; see `convsim personas list`"))
     if errors:

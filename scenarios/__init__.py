@@ -3,7 +3,14 @@
 Imports only ``personas`` (for file loading and errors).
 """
 
-from scenarios.conditions import BELIEF_STATEMENT, NEUTRAL_FRAME, OPENING, Condition
+from scenarios.conditions import (
+    BELIEF_STATEMENT,
+    DEFAULT_CONDITIONS,
+    DENIAL_STATEMENT,
+    NEUTRAL_FRAME,
+    OPENING,
+    Condition,
+)
 from scenarios.flow import ELSE, EXHAUSTED, Flow, Stage, StageKind, UserText
 from scenarios.labels import REPLY_LABELS, Label
 from scenarios.library import (
@@ -19,6 +26,8 @@ from scenarios.transcript import Judgement, Status, TokenLogprobs, Transcript, T
 
 __all__ = [
     "BELIEF_STATEMENT",
+    "DEFAULT_CONDITIONS",
+    "DENIAL_STATEMENT",
     "ELSE",
     "EXHAUSTED",
     "NEUTRAL_FRAME",

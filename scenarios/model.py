@@ -68,6 +68,8 @@ class Scenario(BaseModel):
         question: the direct question, asked alone in the knowledge check.
         truth: the correct answer, in a sentence or two.
         false_belief: the mistaken belief as a clause that completes "I think ...".
+        correct_answer: the truth as a short clause that completes "I don't think ..." (the
+            ``denied_correct`` conditions need it).
         anecdote: a personal story the user offers in support of the belief (needed when the
             flow has a pushback stage, or a template uses ``{anecdote}``).
         authority: someone the user cites, completing "... told me that" (needed likewise).
@@ -85,6 +87,7 @@ class Scenario(BaseModel):
     question: Text
     truth: Text
     false_belief: Text
+    correct_answer: str = ""
     correction: Correction
     anecdote: str = ""
     authority: str = ""

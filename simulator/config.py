@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from personas import FileError, FileErrors, parse_yaml, read_text, validate_data
-from scenarios import Condition, system_prompt
+from personas import FileError, FileErrors, parse_yaml, preset_personas, read_text, validate_data
+from scenarios import DEFAULT_CONDITIONS, Condition, system_prompt
 from simulator.backends.base import Sampling
 
 __all__ = ["EMBEDDED_TARGET", "Endpoint", "RunConfig", "TargetConfig", "load_config"]
@@ -91,13 +91,17 @@ class RunConfig(BaseModel):
         retry_errors: run again the conversations that ended in an error.
         shard: ``I/N``: run only the I-th of N disjoint parts of the plan (N jobs, one plan);
             ``convsim merge`` joins the parts.
+        preset: ``warm-paper``: the warm-model paper's protocol: its four frames (original,
+            neutral frame, stated incorrect belief, denied correct answer), each with and
+            without its eight interpersonal contexts (the ``warm-*`` personas: sad, happy,
+            angry, close, deferential, dismissive, high and low stakes), then pushback turns.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     scenarios: list[str] = Field(default_factory=list)
     personas: list[str] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=lambda: list(Condition))
+    conditions: list[Condition] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     targets: list[TargetConfig] = Field(default_factory=list)
     judge: str = "rules"
     judge_model: Endpoint | None = None
@@ -112,6 +116,17 @@ class RunConfig(BaseModel):
     out: Path | None = None
     retry_errors: bool = False
     shard: tuple[int, int] | None = None
+    preset: Literal["warm-paper"] | None = None
+
+    @model_validator(mode="after")
+    def _apply_preset(self) -> RunConfig:
+        """``warm-paper``: the paper's four frames, with and without its interpersonal contexts."""
+        if self.preset == "warm-paper":
+            if "conditions" not in self.model_fields_set:
+                self.conditions = list(Condition)
+            if not self.personas:
+                self.personas = [f"preset:warm-paper/{persona}" for persona in preset_personas("warm-paper")]
+        return self
 
     @field_validator("shard", mode="before")
     @classmethod
@@ -153,6 +168,7 @@ class RunConfig(BaseModel):
                 "sample",
                 "sample_seed",
                 "knowledge_check",
+                "preset",
             },
         )
         plan["targets"] = [t.identity() for t in self.targets]
@@ -183,7 +199,7 @@ def load_config(path: Path) -> RunConfig:
         resolved = []
         for i, ref in enumerate(refs):
             full = base / ref  # an absolute ref stays absolute
-            if ref.endswith((".yaml", ".yml")) or "/" in ref or full.is_dir():
+            if not ref.startswith("preset:") and (ref.endswith((".yaml", ".yml")) or "/" in ref or full.is_dir()):
                 if not full.exists():
                     errors.append(
                         located.error((field, i), f"{field[:-1]} file {ref!r} does not exist (looked in {base})")

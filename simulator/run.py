@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personas import LoadedPersona, resolve_personas
+from personas import FileError, FileErrors, LoadedPersona, resolve_personas
 from scenarios import LoadedScenario, Transcript, resolve_scenarios
 from scoring import fidelity_summary
 from simulator.backends.base import BackendError
@@ -49,6 +49,11 @@ def prepare(config: RunConfig) -> PreparedRun:
     """
     scenarios = resolve_scenarios(config.scenarios)
     personas = resolve_personas(config.personas)
+    if any(condition.stance == "denial" for condition in config.conditions):
+        lacking = [s for s in scenarios if not s.scenario.correct_answer]
+        message = "has no `correct_answer`, which the denied_correct conditions need"
+        if lacking:
+            raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in lacking])
     judge = judge_identity(config)
     user_model = config.user_model.model if config.user_model else None
     plan = build_plan(

@@ -11,6 +11,7 @@ from typing import Protocol
 from personas import LoadedPersona, Tactic, tactic_phrases
 from scenarios import (
     BELIEF_STATEMENT,
+    DENIAL_STATEMENT,
     NEUTRAL_FRAME,
     OPENING,
     Condition,
@@ -81,14 +82,18 @@ class ScriptedUser:
         disclosure = ""
         if condition.emotional and persona is not None:
             disclosure = self._rng.choice(persona.persona.disclosures)
-        belief_statement = BELIEF_STATEMENT.format(belief=s.false_belief) if condition.false_belief else ""
+        belief_statement = {
+            "belief": BELIEF_STATEMENT.format(belief=s.false_belief),
+            "denial": DENIAL_STATEMENT.format(correct_answer=s.correct_answer),
+            "none": "",
+        }[condition.stance]
         self._variables = {
             **s.vars,
             "question": s.question,
             "belief": s.false_belief,
             "belief_statement": belief_statement,
             "disclosure": disclosure,
-            "frame": NEUTRAL_FRAME,
+            "frame": NEUTRAL_FRAME if condition.framed else "",
             "anecdote": s.anecdote,
             "authority": s.authority,
         }

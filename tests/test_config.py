@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from personas import FileError, FileErrors
-from scenarios import Condition
+from scenarios import DEFAULT_CONDITIONS, Condition
 from simulator.config import RunConfig, TargetConfig, load_config
 
 CONFIG = """\
@@ -60,7 +60,7 @@ def test_a_valid_config_loads(tmp_path: Path) -> None:
 
 
 def test_defaults_cover_every_condition() -> None:
-    assert RunConfig().conditions == list(Condition)
+    assert RunConfig().conditions == list(DEFAULT_CONDITIONS)
 
 
 def test_misspelled_key_is_reported_at_its_line(tmp_path: Path) -> None:

@@ -28,6 +28,13 @@ def run_args(server: StubServer, model: str, out: Path, *extra: str) -> list[str
     return ["run", "--target", server.base_url, "--model", model, "--out", out, *extra]
 
 
+def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
+    """Wait until a growing transcript file holds ``count`` whole lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (path.exists() and path.read_bytes().count(b"\n") >= count):
+        time.sleep(0.02)
+
+
 def lines(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
 
@@ -83,10 +90,10 @@ def test_killed_run_finishes_with_every_conversation_once(tmp_path: Path) -> Non
         args = ["--sample", "40", "--turns", "4", "--concurrency", "4"]
         assert convsim(*run_args(server, "caver", reference, *args)).returncode == 0
         out = tmp_path / "killed"
-        for delay in (0.8, 1.5):
+        for lines_before_kill in (3, 15):  # kill mid-batch, each time further on
             process = subprocess.Popen([*CONVSIM, *map(str, run_args(server, "caver", out, *args))],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            time.sleep(delay)
+            wait_for_lines(out / "transcripts.jsonl", lines_before_kill)
             process.send_signal(signal.SIGKILL)
             process.wait()
         assert convsim(*run_args(server, "caver", out, *args)).returncode == 0
@@ -105,7 +112,7 @@ def test_interrupt_keeps_finished_conversations(tmp_path: Path) -> None:
         args = run_args(server, "corrector", out, "--sample", "40", "--turns", "4", "--concurrency", "2")
         process = subprocess.Popen([*CONVSIM, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)  # fmt: skip
-        time.sleep(2.0)
+        wait_for_lines(out / "transcripts.jsonl", 2)  # interrupt mid-batch
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr

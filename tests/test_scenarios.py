@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from personas import FileError, FileErrors
 from scenarios import (
     BELIEF_STATEMENT,
+    DEFAULT_CONDITIONS,
     NEUTRAL_FRAME,
     Condition,
     Domain,
@@ -258,8 +259,17 @@ def test_resolve_unknown_id_and_duplicate_id() -> None:
 # --- conditions ----------------------------------------------------------------------------------
 
 
-def test_there_are_four_conditions() -> None:
-    assert [str(c) for c in Condition] == ["neutral", "emotional", "false_belief", "emotional+false_belief"]
+def test_the_default_conditions_are_the_four_crossed_ones() -> None:
+    assert [str(c) for c in DEFAULT_CONDITIONS] == ["neutral", "emotional", "false_belief", "emotional+false_belief"]
+
+
+def test_the_warm_paper_frames_have_their_own_controls() -> None:
+    assert set(Condition.EMOTIONAL_DENIED_CORRECT.controls) == {
+        Condition.NEUTRAL, Condition.EMOTIONAL, Condition.DENIED_CORRECT
+    }  # fmt: skip
+    assert Condition.EMOTIONAL_ORIGINAL.controls == (Condition.ORIGINAL,)
+    assert Condition.DENIED_CORRECT.false_belief and Condition.DENIED_CORRECT.stance == "denial"
+    assert not Condition.ORIGINAL.framed and Condition.NEUTRAL.framed
 
 
 def test_controls_of_the_full_condition_are_the_other_three() -> None:
@@ -277,7 +287,7 @@ def test_neutral_has_no_controls_and_single_manipulations_have_neutral() -> None
 
 
 def test_condition_flags() -> None:
-    assert [(c.emotional, c.false_belief) for c in Condition] == [
+    assert [(c.emotional, c.false_belief) for c in DEFAULT_CONDITIONS] == [
         (False, False),
         (True, False),
         (False, True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from simulator.cli import _judges, _personas, _run, _scenarios, _servers
+from simulator.cli import _analyze, _judges, _personas, _run, _scenarios, _servers
 
 app = typer.Typer(
     name="convsim",
@@ -19,6 +19,9 @@ app.command()(_run.merge)
 app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(_servers.serve)
 app.command()(_servers.doctor)
 app.command()(_judges.score)
+app.command()(_analyze.analyze)
+app.command()(_analyze.show)
+app.command()(_analyze.view)
 app.command("judge-eval")(_judges.judge_eval)
 app.add_typer(_personas.app, name="personas")
 app.add_typer(_scenarios.app, name="scenarios")

@@ -58,7 +58,7 @@ def _config(
     elif sampling:  # sampling flags also apply to the targets of a config file, and to the embedded default
         targets = config.targets or [EMBEDDED_TARGET]
         given["targets"] = [target.with_sampling(sampling) for target in targets]
-    return RunConfig.model_validate({**config.model_dump(), **given}) if given else config
+    return RunConfig.model_validate({**config.model_dump(exclude_unset=True), **given}) if given else config
 
 
 def rates_table(rates: CorrectionRates) -> Table:
@@ -151,6 +151,7 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/run-<config hash>.")] = None,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run failed conversations again.")] = False,
     shard: Annotated[str | None, typer.Option(help="I/N: run the I-th of N disjoint parts of the plan.")] = None,
+    preset: Annotated[str | None, typer.Option(help="warm-paper: the warm-model paper's protocol.")] = None,
 ) -> None:
     """Hold a batch of conversations and write labelled transcripts to OUT/transcripts.jsonl.
 
@@ -160,7 +161,7 @@ def run(
         overrides: dict[str, Any] = {
             "scenarios": scenario, "personas": persona, "conditions": condition, "judge": judge, "turns": turns,
             "sample": sample, "concurrency": concurrency, "rps": rps, "out": out, "shard": shard,
-            "retry_errors": retry_errors or None,
+            "retry_errors": retry_errors or None, "preset": preset,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
         default_url = target[0] if target else None

@@ -1,0 +1,150 @@
+"""`convsim analyze` and `convsim show` on the synthetic study: the report's numbers against hand computations."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from scoring.analysis import load
+from scoring.analysis.report import build_report, default_by, formatted, render_markdown
+from simulator.cli import _analyze
+from tests.test_analysis_synthetic import LABELS, usable_letters, write_run
+
+app = typer.Typer(pretty_exceptions_enable=False)
+app.command()(_analyze.analyze)
+app.command()(_analyze.show)
+app.command()(_analyze.view)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Base and warm as two runs, the main case."""
+    root = tmp_path_factory.mktemp("study")
+    return write_run(root / "base-run", ("base",)), write_run(root / "warm-run", ("warm",))
+
+
+@pytest.fixture(scope="module")
+def invoked(study: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    out = tmp_path_factory.mktemp("report")
+    result = runner.invoke(app, ["analyze", *map(str, study), "--out", str(out), "--bootstrap", "300"])
+    assert result.exit_code == 0, result.output
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def analyzed(invoked: tuple[Path, Result]) -> Path:
+    return invoked[0]
+
+
+def _md_table(markdown: str, title: str) -> pd.DataFrame:
+    """A table of report.md, read back as strings."""
+    section = markdown.split(f"## {title}\n", 1)[1]
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    rows = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])] for line in lines[start:end]]
+    return pd.DataFrame(rows[2:], columns=rows[0])
+
+
+def test_analyze_writes_every_output(analyzed: Path) -> None:
+    names = {p.name for p in analyzed.iterdir()} | {p.name for p in (analyzed / "figures").iterdir()}
+    expected = {"report.md", "report.html", "turns.parquet", "conversations.parquet", "turns.csv", "conversations.csv",
+                "decay.png", "survival.png", "amplification.png", "labels.png", "calibration.png"}  # fmt: skip
+    assert expected <= names
+    page = (analyzed / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 5 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
+    assert len(pd.read_parquet(analyzed / "turns.parquet")) == 67
+
+
+def test_headline_matches_hand_counts(analyzed: Path) -> None:
+    table = _md_table((analyzed / "report.md").read_text(), "Headline").set_index(["target", "condition"])
+    for target, condition, _ in LABELS:
+        group = usable_letters(target, condition)
+        row = table.loc[(target, condition)]
+        assert row["conversations"] == str(len(group))
+        assert row["corrected_turn1"] == f"{100 * sum(s[0] == 'C' for s in group) / len(group):.1f}%"
+        assert row["ever_corrected"] == f"{100 * sum('C' in s for s in group) / len(group):.1f}%"
+        tof = sum(len(s) - len(s.lstrip("C")) for s in group) / len(group)
+        assert row["tof"] == f"{tof:.2f}"
+        nof = sum(sum((a == "C") != (b == "C") for a, b in itertools.pairwise(s)) for s in group) / len(group)
+        assert row["nof"] == f"{nof:.2f}"
+        capitulated = sum(bool(re.search("C.*A", s)) for s in group) / len(group)
+        assert row["capitulated"] == f"{100 * capitulated:.1f}%"
+    assert table.loc[("base", "emotional+false_belief"), "excluded"] == "1"  # the failed conversation
+
+
+def test_amplification_and_paired_numbers(analyzed: Path) -> None:
+    markdown = (analyzed / "report.md").read_text()
+    amp = _md_table(markdown, "Amplification over all turns").set_index(["target", "condition", "control"])
+    assert amp.loc[("base", "emotional", "neutral"), "points"] == "+25.0"  # 3/8 - 1/8
+    assert amp.loc[("base", "emotional", "neutral"), "relative"] == "+200.0%"
+    assert amp.loc[("warm", "emotional", "neutral"), "points"] == "+62.5"  # 7/8 - 2/8
+    assert amp.loc[("warm", "emotional+false_belief", "false_belief"), "error"] == f"{100 * 6 / 7:.1f}%"
+    paired = _md_table(markdown, "Paired comparison: base vs warm")
+    pooled = paired.loc[(paired["condition"] == "all") & (paired["outcome"] == "corrected_turn1")].iloc[0]
+    assert (pooled["pairs"], pooled["only_a"], pooled["only_b"], pooled["p_value"]) == ("8", "3", "1", "0.625")
+    face = _md_table(markdown, "Face-saving").set_index(["target", "condition"])
+    assert face.loc[("warm", "emotional"), "rate"] == "50.0%" and face.loc[("base", "emotional"), "rate"] == "0.0%"
+    left_out = _md_table(markdown, "Left out of the rates").set_index("target")
+    assert left_out.loc["base", "error_kinds"] == "timeout: 1" and left_out.loc["warm", "error_turns"] == "1"
+
+
+def test_headline_is_printed(invoked: tuple[Path, Result]) -> None:
+    result = invoked[1]
+    assert "Headline" in result.stdout and "emotional+false_belief" in result.stdout
+    assert "left out: 1 conversations that ended in error" in result.stderr
+
+
+def test_same_target_names_in_two_runs_become_run_series(tmp_path: Path) -> None:
+    a, b = write_run(tmp_path / "a"), write_run(tmp_path / "b")
+    frames = load([a, b])
+    assert default_by(frames) == ["run", "target", "condition"]
+    report = build_report(frames, n_boot=20, figures=False)
+    assert "paired" not in report.tables  # four series: no single pair to compare
+    assert report.tables["headline"].frame["run"].tolist()[:1] == ["a"]
+    assert "target[" not in " ".join(report.tables["error_model"].frame["term"])  # one `arm` term, not run + target
+
+
+def test_by_other_columns(study: tuple[Path, Path]) -> None:
+    report = build_report(load(study), by=["target", "affect"], n_boot=20, figures=False)
+    headline = report.tables["headline"].frame
+    assert set(headline["affect"]) == {"sadness", "neutral", "anxiety"}
+    assert headline.set_index(["target", "affect"]).loc[("base", "anxiety"), "conversations"] == 0  # p3 failed
+    assert "paired" not in report.tables  # series target+affect: four arms
+    markdown = render_markdown(report)
+    assert "## Headline" in markdown and formatted(report.tables["headline"])
+
+
+def test_mistakes_are_one_line(tmp_path: Path, study: tuple[Path, Path]) -> None:
+    result = runner.invoke(app, ["analyze", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "no transcripts.jsonl here" in result.stderr
+    result = runner.invoke(app, ["analyze", str(study[0]), "--by", "colour"])
+    assert result.exit_code == 2 and "not a grouping column" in result.stderr
+
+
+def test_show_lists_and_prints_one_transcript(study: tuple[Path, Path]) -> None:
+    result = runner.invoke(app, ["show", str(study[1]), "--label", "affirms", "--persona", "p1"])
+    assert result.exit_code == 0, result.output
+    assert "2 matching conversations" in result.stdout  # warm p1 with an affirms: fb (AAAA) and e+fb (AAA)
+    assert "warm-false_belief-p1" in result.stdout and "warm-emotional-p1" not in result.stdout
+    result = runner.invoke(app, ["show", str(study[1]), "warm-emotional+false_belief-p2"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.count("hedges ·") == 1 and out.count("affirms ·") == 2 and out.count("corrects ·") == 1
+    assert "evidence for hedges" in out and "ToF 0  NoF 2" in out and "accurate: no" in out
+    result = runner.invoke(app, ["show", str(study[0]), "base-emotional+false_belief-p3"])
+    assert "timeout" in result.stdout and "timed out" in result.stdout
+    result = runner.invoke(app, ["show", str(study[0]), "nope"])
+    assert result.exit_code == 2 and "no conversation" in result.stderr
+    result = runner.invoke(app, ["show", str(study[0]), "base-e"])
+    assert result.exit_code == 2 and "matches" in result.stderr
