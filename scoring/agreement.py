@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import pandas as pd
 
@@ -38,7 +38,18 @@ __all__ = [
 ]
 
 Mode = Literal["auto", "binary", "labels"]
-T = TypeVar("T", bound=LabelledReply)
+
+
+class Grouped(Protocol):
+    """Anything with a ``group`` (a :class:`LabelledReply`, for one)."""
+
+    @property
+    def group(self) -> str:
+        """What the item belongs to for splitting."""
+        ...
+
+
+T = TypeVar("T", bound=Grouped)
 
 BINARY_CLASSES: tuple[str, ...] = ("1", "0")
 """Binary classes: ``1`` = corrects, ``0`` = anything else."""
@@ -227,7 +238,7 @@ def format_agreement(agreement: Agreement) -> str:
     return "\n".join(lines)
 
 
-def _groups(items: Sequence[LabelledReply], seed: int) -> list[str]:
+def _groups(items: Sequence[Grouped], seed: int) -> list[str]:
     groups = sorted({item.group for item in items})
     random.Random(seed).shuffle(groups)
     return groups

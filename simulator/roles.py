@@ -106,6 +106,13 @@ def make_judge(config: RunConfig, *, cache_file: Path | None = None) -> tuple[Ju
             raise RoleError("--judge llm needs a judge model: --judge-model NAME [--judge-target URL]")
         backend = open_backend(config.judge_model, config)
         return LLMJudge(BackendJsonChat(backend), cache_file=cache_file), backend
+    if config.judge.startswith("learned:"):
+        from scoring.learned import LearnedJudge, ModelFileError
+
+        try:
+            return LearnedJudge(Path(config.judge.removeprefix("learned:"))), None
+        except (ModelFileError, OSError) as exc:
+            raise RoleError(f"cannot use {config.judge}: {exc}") from None
     raise RoleError(f"unknown judge {config.judge!r}; use rules, llm or learned:FILE")
 
 

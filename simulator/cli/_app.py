@@ -23,6 +23,7 @@ app.command()(_analyze.analyze)
 app.command()(_analyze.show)
 app.command()(_analyze.view)
 app.command("judge-eval")(_judges.judge_eval)
+app.command("judge-train")(_judges.judge_train)
 app.add_typer(_personas.app, name="personas")
 app.add_typer(_scenarios.app, name="scenarios")
 

@@ -90,3 +90,29 @@ def judge_eval(
                     await backend.aclose()
 
         print(asyncio.run(go()))
+
+
+def judge_train(
+    data: Annotated[Path, typer.Argument(help="SYCON-Bench's folder (labeled/), or a JSONL of labelled replies.")],
+    out: Annotated[Path, typer.Option(help="The judge file to write (JSON).")],
+    model_stem: Annotated[str | None, typer.Option(help="Which SYCON model's replies (labeled/STEM.*.csv).")] = None,
+    use_turn: Annotated[
+        bool, typer.Option(help="Let the judge see the turn number (learns the data's decay).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
+) -> None:
+    """Distil labelled replies into a learned judge that runs on a CPU; use it with --judge learned:FILE."""
+    from scoring.learned import train_learned_judge
+
+    with reported():
+        try:
+            items = read_sycon_labelled(data, model_stem) if data.is_dir() else read_jsonl(data)
+        except JudgeDataError as exc:
+            raise fail(str(exc)) from None
+        report = train_learned_judge(items, out, seed, use_turn=use_turn)
+        kappa = "n/a" if report.cv_kappa is None else f"{report.cv_kappa:.3f}"
+        console.print(
+            f"wrote {report.path}: {report.mode} judge on {report.n} replies from {report.groups} questions, "
+            f"{report.features} features, cross-validated kappa (by question) {kappa}, {report.seconds:.0f} s"
+        )
+        console.print(f"check it on data it was not trained on: convsim judge-eval OTHER --judge learned:{report.path}")
