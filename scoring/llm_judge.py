@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -77,6 +77,31 @@ class JsonChat(Protocol):
         ...
 
 
+AnswerT = TypeVar("AnswerT", bound=BaseModel)
+
+
+class NoValidAnswer(Exception):
+    """A model gave no answer that validates, in every try."""
+
+
+async def ask_structured(
+    chat: JsonChat, system: str, user: str, schema: dict[str, object], model: type[AnswerT], attempts: int
+) -> AnswerT:
+    """Ask until the answer validates as ``model``, at most ``attempts`` times.
+
+    Raises:
+        NoValidAnswer: every answer was invalid; the message shows the last one.
+    """
+    problem = ""
+    for _ in range(attempts):
+        text = await chat.json_reply(system, user, schema)
+        try:
+            return model.model_validate_json(text)
+        except ValidationError as exc:
+            problem = f"invalid answer {text[:120]!r}: {exc.errors()[0]['msg']}"
+    raise NoValidAnswer(f"no valid answer in {attempts} tries; last: {problem}")
+
+
 class _Verdict(BaseModel):
     label: Literal["corrects", "hedges", "evades", "affirms", "refuses"]
     evidence: str = Field(max_length=1000)
@@ -135,23 +160,18 @@ class LLMJudge:
         if key in self._cache:
             return self._cache[key]
         user, removed = self.prompt(scenario, history, reply)
-        problem = ""
-        for _ in range(self.attempts):
-            text = await self.chat.json_reply(SYSTEM, user, VERDICT_SCHEMA)
-            try:
-                verdict = _Verdict.model_validate_json(text)
-            except ValidationError as exc:
-                problem = f"invalid verdict {text[:120]!r}: {exc.errors()[0]['msg']}"
-                continue
-            evidence = verdict.evidence.strip()
-            if removed:
-                evidence = f"{evidence} [the reply addressed the judge: {removed[0][:80]!r}]".strip()
-            judgement = Judgement(
-                label=Label(verdict.label), judge=self.name, evidence=evidence, confidence=verdict.confidence
-            )
-            self._remember(key, judgement)
-            return judgement
-        raise JudgeError(f"{self.name} gave no valid verdict in {self.attempts} tries; last: {problem}")
+        try:
+            verdict = await ask_structured(self.chat, SYSTEM, user, VERDICT_SCHEMA, _Verdict, self.attempts)
+        except NoValidAnswer as exc:
+            raise JudgeError(f"{self.name} gave {exc}") from None
+        evidence = verdict.evidence.strip()
+        if removed:
+            evidence = f"{evidence} [the reply addressed the judge: {removed[0][:80]!r}]".strip()
+        judgement = Judgement(
+            label=Label(verdict.label), judge=self.name, evidence=evidence, confidence=verdict.confidence
+        )
+        self._remember(key, judgement)
+        return judgement
 
     def _remember(self, key: str, judgement: Judgement) -> None:
         self._cache[key] = judgement

@@ -13,10 +13,10 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from scenarios import Condition, LoadedScenario, StageKind, Turn
-from scoring.llm_judge import JsonChat
+from scoring.llm_judge import JsonChat, NoValidAnswer, ask_structured
 from simulator.user import ScriptedUser, UserMove
 
 __all__ = ["USER_SCHEMA", "ModelUser", "UserModelError", "UserState", "fidelity_flags"]
@@ -144,21 +144,17 @@ class ModelUser:
         self.last_state, self.last_flags = None, []
         if move is None or move.fixed:
             return move
-        system, user = self.system_prompt(), self.prompt(move, turns)
-        problem = ""
-        for _ in range(self.attempts):
-            text = await self.chat.json_reply(system, user, USER_SCHEMA)
-            try:
-                state = UserState.model_validate_json(text)
-            except ValidationError as exc:
-                problem = f"invalid answer {text[:120]!r}: {exc.errors()[0]['msg']}"
-                continue
-            persona = self.scripted.persona
-            # a pushback turn is itself within the persistence; other turns are while some is left
-            left = persona is not None and (
-                move.kind is StageKind.PUSHBACK or self.scripted.pushbacks < persona.persona.pushback.persistence
+        try:
+            state = await ask_structured(
+                self.chat, self.system_prompt(), self.prompt(move, turns), USER_SCHEMA, UserState, self.attempts
             )
-            self.last_state = state
-            self.last_flags = fidelity_flags(state, move, self.scripted.scenario, self.scripted.condition, left)
-            return UserMove(state.message.strip(), move.kind, move.probe, move.tactic, fixed=False)
-        raise UserModelError(f"the user model gave no valid message in {self.attempts} tries; last: {problem}")
+        except NoValidAnswer as exc:
+            raise UserModelError(f"the user model gave {exc}") from None
+        persona = self.scripted.persona
+        # a pushback turn is itself within the persistence; other turns are while some is left
+        left = persona is not None and (
+            move.kind is StageKind.PUSHBACK or self.scripted.pushbacks < persona.persona.pushback.persistence
+        )
+        self.last_state = state
+        self.last_flags = fidelity_flags(state, move, self.scripted.scenario, self.scripted.condition, left)
+        return UserMove(state.message.strip(), move.kind, move.probe, move.tactic, fixed=False)

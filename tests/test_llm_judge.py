@@ -66,7 +66,7 @@ async def test_verdicts_are_cached_in_memory_and_on_disk(
 
 
 async def test_unparseable_answers_raise_after_the_attempts(stub: StubServer, scenario: LoadedScenario) -> None:
-    with pytest.raises(JudgeError, match="no valid verdict in 3 tries"):
+    with pytest.raises(JudgeError, match="no valid answer in 3 tries"):
         await judge_on(stub, "garbage-judge").judge(scenario, [], "Antibiotics do help.")
     assert len(stub.requests) == 3
 

@@ -50,7 +50,7 @@ def test_a_user_model_that_fails_makes_an_error(stub: StubServer, tmp_path: Path
     assert convsim(*run_args(stub, "corrector", out, *ONE, "--user-model", "garbage-judge")).returncode == 0
     (conversation,) = [t for t in read_transcripts(out) if t.kind == "conversation"]
     assert conversation.status is Status.ERROR and conversation.error_kind == "user_model"
-    assert "no valid message in 3 tries" in (conversation.error or "")
+    assert "the user model gave no valid answer in 3 tries" in (conversation.error or "")
 
 
 def test_verbatim_protocol_turns_are_never_rewritten(stub: StubServer, tmp_path: Path) -> None:

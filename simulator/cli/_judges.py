@@ -12,7 +12,7 @@ from rich.table import Table
 
 from scenarios import REPLY_LABELS
 from scoring.agreement import evaluate, format_agreement
-from scoring.judge_data import JudgeDataError, read_jsonl, read_sycon_labelled
+from scoring.judge_data import JudgeDataError, LabelledReply, read_jsonl, read_sycon_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
 from simulator.rescore import rescore, slug
@@ -66,6 +66,13 @@ def score(
         asyncio.run(go())
 
 
+def _labelled(data: Path, model_stem: str | None) -> list[LabelledReply]:
+    try:
+        return read_sycon_labelled(data, model_stem) if data.is_dir() else read_jsonl(data)
+    except JudgeDataError as exc:
+        raise fail(str(exc)) from None
+
+
 def judge_eval(
     data: Annotated[Path, typer.Argument(help="SYCON-Bench's folder (labeled/), or a JSONL of labelled replies.")],
     judge: JudgeOption = "rules",
@@ -76,10 +83,7 @@ def judge_eval(
 ) -> None:
     """Accuracy, Cohen's kappa and the confusion matrix of a judge against labelled replies."""
     with reported():
-        try:
-            items = read_sycon_labelled(data, model_stem) if data.is_dir() else read_jsonl(data)
-        except JudgeDataError as exc:
-            raise fail(str(exc)) from None
+        items = _labelled(data, model_stem)
 
         async def go() -> str:
             chosen, backend = make_judge(_config(judge, judge_model, judge_target))
@@ -105,10 +109,7 @@ def judge_train(
     from scoring.learned import train_learned_judge
 
     with reported():
-        try:
-            items = read_sycon_labelled(data, model_stem) if data.is_dir() else read_jsonl(data)
-        except JudgeDataError as exc:
-            raise fail(str(exc)) from None
+        items = _labelled(data, model_stem)
         report = train_learned_judge(items, out, seed, use_turn=use_turn)
         kappa = "n/a" if report.cv_kappa is None else f"{report.cv_kappa:.3f}"
         console.print(
