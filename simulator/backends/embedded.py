@@ -176,7 +176,7 @@ class EmbeddedBackend:
             from transformers.utils import logging as transformers_logging
         except ImportError as exc:
             raise BackendError("backend", f"the embedded backend needs torch and transformers ({exc})") from exc
-        transformers_logging.disable_progress_bar()  # it would break convsim's own progress bar
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # it would break our progress bar
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
             model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, self._dtype))
