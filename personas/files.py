@@ -33,7 +33,15 @@ class FileError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+        return f"{_one_line(self.path)}:{self.line}:{self.column}: {_one_line(self.message)}"
+
+
+# Characters that end a line (str.splitlines), written as escapes so that an error stays one line.
+_LINE_BREAKS = str.maketrans({c: repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_LINE_BREAKS)
 
 
 class FileErrors(Exception):
@@ -72,6 +80,7 @@ class Located:
 
 
 _MAX_NODES = 200_000  # aliases can make a small file expand without bound
+_MAX_DEPTH = 100  # deeper nesting, or an alias inside its own anchor, is refused before Python's stack runs out
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -96,6 +105,9 @@ class _Builder:
             line, column = _mark(node)
             raise FileErrors([FileError(self.path, line, column, f"too many YAML values (over {_MAX_NODES})")])
         self.positions[key] = _mark(node)
+        if len(key) > _MAX_DEPTH:
+            line, column = _mark(node)
+            raise FileErrors([FileError(self.path, line, column, f"nested deeper than {_MAX_DEPTH} levels")])
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
             line, column = _mark(node)
             raise FileErrors([FileError(self.path, line, column, f"unsafe or unknown YAML tag {node.tag!r}")])
@@ -117,7 +129,13 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*key, i)) for i, item in enumerate(node.value)]
-        return self._scalars.construct_object(node, deep=True)
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):  # `!!int zz`, 5000 digits
+            line, column = _mark(node)
+            kind = node.tag.rpartition(":")[2]
+            message = f"cannot read {str(node.value)[:40]!r} as {kind}"
+            raise FileErrors([FileError(self.path, line, column, message)]) from None
 
 
 def parse_yaml(text: str, path: str) -> Located:
@@ -133,8 +151,16 @@ def parse_yaml(text: str, path: str) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise FileErrors([FileError(path, line, column, f"invalid YAML: {exc.problem or exc}")]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: point at it
+        at = min(max(exc.position, 0), len(text))
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
+        message = f"invalid YAML: character U+{code:04X} is not allowed ({exc.reason})"
+        raise FileErrors([FileError(path, line, column, message)]) from None
     except yaml.YAMLError as exc:
         raise FileErrors([FileError(path, 1, 1, f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise FileErrors([FileError(path, 1, 1, "invalid YAML: nested too deeply")]) from None
     if node is None:
         return Located(path, None, {(): (1, 1)}, {})
     builder = _Builder(path)

@@ -56,8 +56,37 @@ def _normalise(text: str) -> str:
     return lowered.replace("\u2019", "'").replace("\u2018", "'")
 
 
+@lru_cache(maxsize=4096)
+def _needles(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """The phrases as :func:`_pattern` looks for them."""
+    return tuple({_normalise(p) for p in phrases if p.strip()})
+
+
 def _hits(text: str, phrases: Iterable[str]) -> list[re.Match[str]]:
-    return list(_pattern(tuple(phrases)).finditer(text))
+    """What ``_pattern(phrases).finditer(text)`` finds, in order.
+
+    A match can only start where one of the phrases occurs, so the (slow) regex is tried only at
+    those places, found with ``str.find``; most texts hold none of a list's phrases.
+    """
+    key = phrases if isinstance(phrases, tuple) else tuple(phrases)
+    starts: set[int] = set()
+    for needle in _needles(key):
+        at = text.find(needle)
+        while at >= 0:
+            starts.add(at)
+            at = text.find(needle, at + 1)
+    if not starts:
+        return []
+    pattern = _pattern(key)
+    hits = []
+    end = 0
+    for start in sorted(starts):
+        if start >= end:  # finditer goes on after the last match: matches never overlap
+            match = pattern.match(text, start)  # the lookbehind still sees text[start - 1]
+            if match is not None:
+                hits.append(match)
+                end = match.end()
+    return hits
 
 
 def _quote(text: str, match: re.Match[str], width: int = 60) -> str:

@@ -86,6 +86,9 @@ class RunConfig(BaseModel):
         seeds: one conversation per seed for every combination.
         sample: draw this many conversations from the plan (with ``sample_seed``).
         knowledge_check: also ask each target each scenario's question alone.
+        concurrency: conversations in flight (per run), or ``auto``: per target, as many as its
+            server sustains, following a vLLM server's queue (:mod:`simulator.limiter`; from 8 up
+            to 256; a server without vLLM's ``/metrics`` stays at 8).
         out: the output folder; by default ``runs/run-<hash of this config>`` (with
             ``-shard-I-of-N``), so that running the same command again resumes the same run.
         retry_errors: run again the conversations that ended in an error.
@@ -111,7 +114,7 @@ class RunConfig(BaseModel):
     sample: int | None = Field(None, ge=1)
     sample_seed: int = 0
     knowledge_check: bool = True
-    concurrency: int = Field(32, ge=1, le=4096)
+    concurrency: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = 32
     rps: float | None = Field(None, gt=0)
     out: Path | None = None
     retry_errors: bool = False
@@ -175,6 +178,16 @@ class RunConfig(BaseModel):
         plan["judge_model"] = self.judge_model.model if self.judge_model else None
         plan["user_model"] = self.user_model.model if self.user_model else None
         return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def max_concurrency(self) -> int:
+        """The most conversations (and requests to one endpoint) in flight: ``concurrency``, or the
+        ceiling of ``auto`` for each target."""
+        if self.concurrency == "auto":
+            from simulator.limiter import AUTO_MAXIMUM
+
+            return AUTO_MAXIMUM * max(1, len(self.targets))
+        return self.concurrency
 
     def output_dir(self) -> Path:
         """Where the run writes: ``out``, or ``runs/run-<fingerprint>``."""

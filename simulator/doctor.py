@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from simulator.backends.base import BackendError, ChatMessage, ChatRequest, Sampling
+from simulator.backends.base import BackendError, ChatMessage, ChatRequest, Sampling, redact
 from simulator.backends.http import HttpBackend
 
 __all__ = ["Check", "diagnose", "prometheus_total"]
@@ -61,7 +61,7 @@ async def diagnose(base_url: str, model: str | None, api_key_env: str | None = N
             listing = await probe.get_json("/models")
         except BackendError as exc:
             return [Check("reachable", False, exc.reason, required=True)]
-        checks.append(Check("reachable", True, probe.base_url, required=True))
+        checks.append(Check("reachable", True, redact(probe.base_url), required=True))
         entries = [m for m in listing.get("data", []) if isinstance(m, dict)]
         bases = [m["id"] for m in entries if not m.get("parent")]
         adapters = [f"{m['id']} (on {m['parent']})" for m in entries if m.get("parent")]

@@ -14,7 +14,9 @@ from typing import Any, Protocol, TypeVar
 
 from personas import FileError, FileErrors, LoadedPersona, builtin_personas, load_persona
 from scenarios import LoadedScenario, builtin_scenarios, load_scenario
+from simulator.backends.base import redact
 from simulator.config import RunConfig
+from simulator.store import StoreError
 
 __all__ = ["MANIFEST", "ManifestMismatch", "check_compatible", "run_personas", "run_scenarios", "write_manifest"]
 
@@ -66,7 +68,13 @@ def write_manifest(
     servers: dict[str, Any],
     summary: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``manifest.json`` atomically (a temporary file renamed into place)."""
+    """Write ``manifest.json`` atomically (a temporary file renamed into place).
+
+    The credentials of any URL (``http://user:secret@host``) are written as ``***``.
+
+    Raises:
+        StoreError: the file cannot be written (disk full, folder removed).
+    """
     manifest = {
         "fingerprint": config.fingerprint(),
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -81,8 +89,12 @@ def write_manifest(
     }
     path = folder / MANIFEST
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(json.dumps(redact(manifest), indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

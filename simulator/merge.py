@@ -46,6 +46,9 @@ def merge_runs(parts: Sequence[Path], out: Path) -> int:
     merged = dict(manifests[0])
     merged["config"] = {**(merged.get("config") or {}), "shard": None}
     merged["merged_from"] = [str(part) for part in parts]
-    merged["summary"] = {"statuses": dict(Counter(str(t.status) for t in ordered))}
+    merged["summary"] = {
+        "statuses": dict(Counter(str(t.status) for t in ordered)),
+        "errors": dict(Counter(t.error_kind for t in ordered if t.error_kind)),
+    }
     (out / MANIFEST).write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     return len(ordered)

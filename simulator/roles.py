@@ -60,7 +60,7 @@ def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
         api_key_env=endpoint.api_key_env,
         timeout=endpoint.timeout,
         max_retries=endpoint.max_retries,
-        concurrency=config.concurrency,
+        concurrency=config.max_concurrency,
         rps=config.rps,
     )
 

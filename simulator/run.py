@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,10 @@ from typing import Any
 from personas import FileError, FileErrors, LoadedPersona, resolve_personas
 from scenarios import LoadedScenario, Transcript, resolve_scenarios
 from scoring import fidelity_summary
-from simulator.backends.base import BackendError
+from simulator.backends.base import BackendError, redact
 from simulator.backends.http import HttpBackend
 from simulator.config import RunConfig
+from simulator.limiter import AdaptiveLimit, follow_vllm
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
 from simulator.roles import BackendJsonChat, Roles, judge_identity
@@ -84,21 +86,34 @@ async def check_servers(roles: Roles, config: RunConfig) -> dict[str, Any]:
         if not isinstance(backend, HttpBackend):
             servers[role] = {"backend": backend.name}
             continue
+        where = redact(backend.base_url)
         try:
             models = await backend.get_json("/models")
         except BackendError as exc:
             raise RunError(
-                f"cannot reach {role} at {backend.base_url} ({exc.reason}); "
+                f"cannot reach {role} at {where} ({exc.reason}); "
                 "is the server running? `convsim serve MODEL` starts one"
             ) from None
         served = [m.get("id") for m in models.get("data", []) if isinstance(m, dict)]
         if backend.model not in served:
             raise RunError(
-                f"{backend.base_url} does not serve model {backend.model!r} ({role}); "
-                f"it serves: {', '.join(map(str, served))}"
+                f"{where} does not serve model {backend.model!r} ({role}); it serves: {', '.join(map(str, served))}"
             )
-        servers[role] = {"base_url": backend.base_url, "model": backend.model, "models": models}
+        servers[role] = {"base_url": where, "model": backend.model, "models": models}
     return servers
+
+
+def adaptive_limits(config: RunConfig, roles: Roles) -> tuple[dict[str, AdaptiveLimit], list[asyncio.Task[None]]]:
+    """With ``concurrency: auto``: a limit per target, and the tasks that move each with its vLLM server's queue."""
+    if config.concurrency != "auto":
+        return {}, []
+    limits: dict[str, AdaptiveLimit] = {}
+    followers: list[asyncio.Task[None]] = []
+    for name, backend in roles.targets.items():
+        limits[name] = AdaptiveLimit()
+        if isinstance(backend, HttpBackend):
+            followers.append(asyncio.create_task(follow_vllm(limits[name], backend.server_metrics)))
+    return limits, followers
 
 
 async def execute(
@@ -124,19 +139,33 @@ async def execute(
     if on_start is not None:
         on_start(len(run.plan), len(run.plan) - len(todo))
     summary = BatchSummary(skipped=len(run.plan) - len(todo))
+    limits, followers = adaptive_limits(config, roles)
     try:
         summary = await run_batch(
             todo,
             roles.targets,
             roles.judge,
             run.store,
-            concurrency=config.concurrency,
+            concurrency=config.max_concurrency,
             on_done=on_done,
             user_chat=BackendJsonChat(roles.user_backend) if roles.user_backend else None,
+            limits=limits,
         )
         summary.skipped = len(run.plan) - len(todo)
     finally:
+        for follower in followers:
+            follower.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
         done = dict(Counter(str(status) for status in run.store.statuses.values()))
-        generated, failures = fidelity_summary(read_transcripts(run.folder))
-        record({"statuses": done, "user_model_turns": generated, "fidelity_failures": dict(failures)})
+        errors: Counter[str] = Counter()  # the latest line of each id
+
+        def counted() -> Iterator[Transcript]:  # one pass over the file, one transcript in memory at a time
+            for transcript in read_transcripts(run.folder):
+                if transcript.error_kind:
+                    errors[transcript.error_kind] += 1
+                yield transcript
+
+        generated, failures = fidelity_summary(counted())
+        record({"statuses": done, "errors": dict(errors), "user_model_turns": generated,
+                "fidelity_failures": dict(failures)})  # fmt: skip
     return summary

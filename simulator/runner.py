@@ -12,8 +12,9 @@ from scoring import Judge
 from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend
 from simulator.engine import run_conversation
+from simulator.limiter import AdaptiveLimit
 from simulator.plan import ConversationSpec
-from simulator.store import TranscriptStore
+from simulator.store import StoreError, TranscriptStore
 
 __all__ = ["BatchSummary", "pending", "run_batch"]
 
@@ -56,12 +57,17 @@ async def run_batch(
     concurrency: int,
     user_chat: JsonChat | None = None,
     on_done: Callable[[Transcript], None] | None = None,
+    limits: Mapping[str, AdaptiveLimit] | None = None,
 ) -> BatchSummary:
     """Run every spec with at most ``concurrency`` conversations in flight.
 
     Each transcript is appended to the store the moment it ends, so an interruption
     loses only conversations still in flight. ``backends`` maps target names to backends;
-    ``user_chat`` is the user model, if the user is not scripted.
+    ``user_chat`` is the user model, if the user is not scripted. ``limits`` (by target
+    name) bound each target's conversations in flight further, by a limit that may move.
+
+    Raises:
+        StoreError: a transcript could not be written; the conversations in flight are cancelled.
     """
     summary = BatchSummary()
     queue: asyncio.Queue[ConversationSpec] = asyncio.Queue()
@@ -74,7 +80,12 @@ async def run_batch(
                 spec = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
+            limit = limits.get(spec.target.name) if limits else None
+            if limit is None:
+                transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
+            else:
+                async with limit:
+                    transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
             store.append(transcript)
             summary.statuses[transcript.status] += 1
             if transcript.error_kind:
@@ -82,7 +93,10 @@ async def run_batch(
             if on_done is not None:
                 on_done(transcript)
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, len(specs))):
-            group.create_task(worker())
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(specs))):
+                group.create_task(worker())
+    except* StoreError as failed:  # the disk is full: one clear error, not a group of tracebacks
+        raise failed.exceptions[0] from None
     return summary

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from scenarios import Status, Transcript
 
@@ -28,18 +29,29 @@ def read_transcripts(path: Path) -> Iterator[Transcript]:
         StoreError: a line is not a transcript.
     """
     file = path / TRANSCRIPTS if path.is_dir() else path
+    # Two passes, so that memory holds the ids, never the whole file: which line of each id is
+    # the last, then those lines, in file order.
     latest: dict[str, int] = {}
-    lines: list[str] = []
+    whole = 0  # lines that end in a newline
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.endswith("\n"):
                 try:
-                    latest[json.loads(line)["id"]] = len(lines)
+                    latest[json.loads(line)["id"]] = whole
                 except (ValueError, KeyError, TypeError):
                     raise StoreError(f"{file}:{number}: not a transcript line") from None
-                lines.append(line)
-    for index in sorted(latest.values()):
-        yield Transcript.model_validate_json(lines[index])
+                whole += 1
+    wanted = set(latest.values())
+    del latest
+    index = 0
+    with file.open(encoding="utf-8") as handle:
+        for line in handle:
+            if index >= whole:  # lines appended since the first pass
+                break
+            if line.endswith("\n"):
+                if index in wanted:
+                    yield Transcript.model_validate_json(line)
+                index += 1
 
 
 class TranscriptStore:
@@ -52,7 +64,7 @@ class TranscriptStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.path = folder / TRANSCRIPTS
-        self._handle: IO[str] | None = None
+        self._handle: BinaryIO | None = None
         self.statuses: dict[str, Status] = {}
 
     def open(self) -> TranscriptStore:
@@ -64,7 +76,7 @@ class TranscriptStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._repair()
-            self._handle = self.path.open("a", encoding="utf-8")
+            self._handle = self.path.open("ab", buffering=0)  # unbuffered: nothing lingers in memory
         except OSError as exc:
             raise StoreError(f"cannot write to {self.folder}: {exc.strerror or exc}") from None
         return self
@@ -85,17 +97,29 @@ class TranscriptStore:
                 raise StoreError(f"{self.path}:{number}: not a transcript line; move the file away or fix it") from None
 
     def append(self, transcript: Transcript) -> None:
-        """Write one conversation as one line and flush it to the operating system.
+        """Write one conversation as one line, straight to the operating system.
+
+        A write that fails part-way (a disk that fills mid-line) is cut back off, so the
+        file still ends with the last whole line.
 
         Raises:
             StoreError: the write failed (disk full, folder removed).
         """
-        assert self._handle is not None, "open() the store first"
-        line = transcript.model_dump_json(exclude_none=True) + "\n"
+        handle = self._handle
+        assert handle is not None, "open() the store first"
+        line = memoryview((transcript.model_dump_json(exclude_none=True) + "\n").encode("utf-8"))
+        start = None
         try:
-            self._handle.write(line)
-            self._handle.flush()
+            start = handle.seek(0, os.SEEK_END)  # where this line begins (not tell(): see below)
+            while line:
+                written = handle.write(line)
+                if not written:
+                    raise OSError(f"wrote 0 of {len(line)} bytes")
+                line = line[written:]
         except OSError as exc:
+            if start is not None:
+                with contextlib.suppress(OSError):  # best effort; the next open() repairs a cut-off line too
+                    handle.truncate(start)  # leaves the position past the end, hence the seek above
             raise StoreError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
         self.statuses[transcript.id] = transcript.status
 
@@ -103,7 +127,6 @@ class TranscriptStore:
         """Flush to disk and close."""
         if self._handle is not None:
             try:
-                self._handle.flush()
                 os.fsync(self._handle.fileno())
             finally:
                 self._handle.close()

@@ -17,6 +17,7 @@ Faults are set on the :class:`Faults` object of a running server, and apply to c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -71,6 +72,8 @@ class Faults:
     malformed_rate: float = 0.0  # answer 200 with a body that is not a chat completion
     close_rate: float = 0.0  # close the connection without answering
     delay_s: float = 0.0  # wait before answering
+    stall_rate: float = 0.0  # wait ``stall_s`` before answering (past the client's timeout)
+    stall_s: float = 5.0
     max_prompt_chars: int | None = None  # answer 400 "maximum context length" past this
     seed: int = 0
     rng: random.Random = field(init=False)
@@ -90,15 +93,25 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class StubServer:
-    """Runs the stub in a background thread; ``base_url`` ends in ``/v1``."""
+    """Runs the stub in a background thread; ``base_url`` ends in ``/v1``.
 
-    def __init__(self, faults: Faults | None = None) -> None:
+    ``port`` 0 picks a free port; give the port of a stopped stub to restart it at the same
+    address. Leaving the ``with`` block closes every open connection too, as a server process
+    that dies would.
+    """
+
+    def __init__(self, faults: Faults | None = None, port: int = 0) -> None:
         self.faults = faults or Faults()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._connections: set[socket.socket] = set()
+        self._server = _QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -112,6 +125,11 @@ class StubServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         stub = self
@@ -122,6 +140,14 @@ class StubServer:
             def setup(self) -> None:
                 super().setup()
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with stub._lock:
+                    stub._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with stub._lock:
+                    stub._connections.discard(self.connection)
+                with contextlib.suppress(OSError):  # the stub was stopped under this connection
+                    super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -155,8 +181,11 @@ class StubServer:
                     error = faults.roll(faults.error_rate)
                     limited = faults.roll(faults.rate_limit_rate)
                     malformed = faults.roll(faults.malformed_rate)
+                    stall = faults.roll(faults.stall_rate)
                 if faults.delay_s:
                     time.sleep(faults.delay_s)
+                if stall:
+                    time.sleep(faults.stall_s)
                 if close:
                     self.close_connection = True
                     self.connection.close()

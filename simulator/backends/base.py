@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+import re
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +16,7 @@ __all__ = [
     "ErrorKind",
     "Sampling",
     "TokenLogprob",
+    "redact",
 ]
 
 ErrorKind = Literal[
@@ -26,16 +28,35 @@ ErrorKind = Literal[
     "backend",  # anything else the backend reports (an embedded model's exception)
 ]
 
+# the user and password of a URL (``http://user:secret@host/v1``), up to the last @ before the path
+_URL_CREDENTIALS = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s?#]+@")
+
+
+def redact(value: Any) -> Any:
+    """``value`` with the user and password of every URL in it replaced by ``***``.
+
+    Strings are redacted wherever a URL appears in them; lists, tuples and dicts are redacted
+    all through (keys included); anything else is returned as it is.
+    """
+    if isinstance(value, str):
+        return _URL_CREDENTIALS.sub(r"\1***@", value)
+    if isinstance(value, dict):
+        return {redact(key): redact(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact(item) for item in value)
+    return value
+
 
 class BackendError(Exception):
     """A request that failed for good, after any retries.
 
     Attributes:
         kind: a short, stable category used as the conversation's error status.
-        reason: what happened, for people; never holds an API key.
+        reason: what happened, for people; never holds an API key, nor the credentials of a URL.
     """
 
     def __init__(self, kind: ErrorKind, reason: str) -> None:
+        reason = redact(reason)
         super().__init__(f"{kind}: {reason}")
         self.kind: ErrorKind = kind
         self.reason = reason

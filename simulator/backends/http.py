@@ -213,6 +213,14 @@ class HttpBackend:
         except ValueError:
             raise BackendError("malformed", f"{url}: not JSON") from None
 
+    async def server_metrics(self) -> str | None:
+        """The server's Prometheus ``/metrics`` text (vLLM serves one), or None if it has none."""
+        try:
+            response = await self._client.get(self.base_url.removesuffix("/v1") + "/metrics")
+        except httpx.HTTPError:
+            return None
+        return response.text if response.status_code == 200 else None
+
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._client.aclose()

@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from personas import FileErrors
+from simulator.backends.base import BackendError, redact
 from simulator.manifest import ManifestMismatch
 from simulator.roles import RoleError
 from simulator.run import RunError
@@ -21,8 +22,8 @@ USAGE_ERROR = 2
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr and return the exit to raise."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print ``error: message`` on stderr (credentials in URLs redacted) and return the exit to raise."""
+    print(f"error: {redact(message)}", file=sys.stderr)
     return typer.Exit(USAGE_ERROR)
 
 
@@ -37,6 +38,8 @@ def reported() -> Iterator[None]:
         raise typer.Exit(USAGE_ERROR) from None
     except (RunError, RoleError, StoreError, ManifestMismatch) as exc:
         raise fail(str(exc)) from None
+    except BackendError as exc:  # a request that failed for good outside a conversation (a judge's, in `score`)
+        raise fail(f"a request failed ({exc.kind}): {exc.reason}") from None
     except ValidationError as exc:  # flags that make an invalid config
         for detail in exc.errors():
             where = ".".join(str(part) for part in detail["loc"])

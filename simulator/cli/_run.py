@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -110,13 +111,23 @@ def _finish(prepared: PreparedRun) -> None:
                       "Run the same command again to resume.")  # fmt: skip
         raise typer.Exit(130) from None
     prepared.store.close()
-    transcripts = list(read_transcripts(prepared.folder))
-    console.print(rates_table(correction_rate_by_turn(transcripts)))
-    generated, failures = fidelity_summary(transcripts)
+    errors: Counter[str] = Counter()
+    generated, failures = 0, Counter[str]()
+
+    def scanned() -> Iterator[Transcript]:  # one pass, one transcript in memory at a time
+        nonlocal generated
+        for transcript in read_transcripts(prepared.folder):
+            if transcript.error_kind:
+                errors[transcript.error_kind] += 1
+            more, failed = fidelity_summary([transcript])
+            generated += more
+            failures.update(failed)
+            yield transcript
+
+    console.print(rates_table(correction_rate_by_turn(scanned())))
     if generated:
         detail = ", ".join(f"{name} {count}" for name, count in sorted(failures.items())) or "none"
         console.print(f"simulated user: {generated} model-written turns; fidelity failures: {detail}")
-    errors = Counter(t.error_kind for t in transcripts if t.error_kind)
     if errors:
         console.print(f"[yellow]{sum(errors.values())} conversation(s) ended in error: "
                       f"{dict(errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
@@ -146,7 +157,9 @@ def run(
     turns: Annotated[int | None, typer.Option(help="Most target replies per conversation.")] = None,
     sample: Annotated[int | None, typer.Option(help="Draw N conversations from the plan.")] = None,
     seed: Annotated[int | None, typer.Option(help="Conversation and sampling seed.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Conversations in flight.")] = None,
+    concurrency: Annotated[
+        str | None, typer.Option(help="Conversations in flight, or auto: as many as the (vLLM) server sustains.")
+    ] = None,
     rps: Annotated[float | None, typer.Option(help="Requests per second at most.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/run-<config hash>.")] = None,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run failed conversations again.")] = False,

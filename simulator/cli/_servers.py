@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from simulator.backends.base import redact
 from simulator.cli._errors import fail
 from simulator.doctor import diagnose
 
@@ -86,7 +87,7 @@ def doctor(
     Exit status: 0 if everything convsim needs works, 1 if something it needs does not, 2 if unreachable.
     """
     checks = asyncio.run(diagnose(target, model, api_key_env))
-    table = Table("check", "", "detail", "needed", title=f"convsim doctor: {target}")
+    table = Table("check", "", "detail", "needed", title=f"convsim doctor: {redact(target)}")
     for check in checks:
         mark = {True: "[green]ok[/green]", False: "[red]no[/red]", None: "[yellow]?[/yellow]"}[check.ok]
         table.add_row(check.name, mark, check.detail, "yes" if check.required else "")

@@ -1,0 +1,295 @@
+"""Faults a week-long study meets: SIGKILLs at random moments, a server that restarts, fails, stalls or
+hangs up, and a disk that fills. Every conversation ends exactly once, finished or explained.
+"""
+
+from __future__ import annotations
+
+import ast
+import errno
+import gc
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.store import StoreError, TranscriptStore
+from tests.openai_stub import Faults, StubServer
+from tests.test_run_cli import CONVSIM, convsim, run_args
+from tests.test_store import transcript
+
+runner = CliRunner()
+
+
+def whole_lines(path: Path) -> tuple[list[bytes], bytes]:
+    """The whole lines of a transcript file, and what follows the last newline (a cut-off line)."""
+    data = path.read_bytes() if path.exists() else b""
+    *complete, tail = data.split(b"\n")
+    return complete, tail
+
+
+def parsed(lines: list[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines]  # raises on any line that is not whole JSON
+
+
+def key(record: dict[str, Any]) -> tuple[str, str]:
+    """What must not differ between two runs at temperature 0: the id, every turn's text, stage and label."""
+    turns = [(t["role"], t["content"], t.get("stage"), t.get("label")) for t in record["turns"]]
+    return record["id"], json.dumps([record["status"], turns])
+
+
+def wait_until(condition: Any, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not condition():
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------- kills
+
+
+def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) -> None:
+    """10 SIGKILLs at seeded random moments, each followed by the same command; then it runs to the end.
+
+    After every kill the file's whole lines are the ones before plus new ones (nothing lost or
+    rewritten), each parses, no id twice; a cut-off line (some trials tear one on purpose) is
+    gone after the restart; the finished set equals an uninterrupted run's.
+    """
+    rng = random.Random(7)
+    args = ["--sample", "40", "--turns", "4", "--concurrency", "2"]
+    with StubServer(Faults(delay_s=0.04)) as server:
+        reference = tmp_path / "reference"
+        assert convsim(*run_args(server, "caver", reference, *args)).returncode == 0
+        expected = parsed(whole_lines(reference / "transcripts.jsonl")[0])
+        out = tmp_path / "killed"
+        path = out / "transcripts.jsonl"
+        command = [*CONVSIM, *map(str, run_args(server, "caver", out, *args))]
+        before: list[bytes] = []
+        kills = 0
+        for trial in range(10):
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if trial % 2:  # a random moment: starting up, planning, or mid-batch
+                time.sleep(rng.uniform(0.3, 2.5))
+            else:  # a random number of new lines, then a random instant (maybe mid-append)
+                target = len(before) + rng.randint(1, 4)
+                wait_until(lambda t=target, p=process: len(whole_lines(path)[0]) >= t or p.poll() is not None)
+                time.sleep(rng.uniform(0, 0.03))
+            process.send_signal(signal.SIGKILL)
+            kills += process.wait() == -signal.SIGKILL
+            complete, tail = whole_lines(path)
+            assert complete[: len(before)] == before  # nothing written before was lost or changed
+            records = parsed(complete)
+            assert len({r["id"] for r in records}) == len(records)  # no id twice
+            before = complete
+            if trial % 3 == 2 and not tail:  # tear the last line as a kill inside write() could
+                torn = json.dumps(expected[len(complete) % len(expected)]).encode()
+                with path.open("ab") as handle:
+                    handle.write(torn[: rng.randint(1, len(torn) - 1)])
+        assert kills == 10  # every kill landed while it was running
+        assert len(before) < len(expected)  # ... and before it was done
+        result = convsim(*run_args(server, "caver", out, *args))
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stderr
+    data = path.read_bytes()
+    assert data.endswith(b"\n")  # no cut-off line left
+    finished = parsed(data.splitlines())
+    assert Counter(r["id"] for r in finished).most_common(1)[0][1] == 1  # nobody twice
+    assert sorted(map(key, finished)) == sorted(map(key, expected))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["plan_size"] == len(finished)
+
+
+# ---------------------------------------------------------------- server faults
+
+
+def write_config(
+    tmp_path: Path, server: StubServer, out: Path, *, max_retries: int, timeout: float, **extra: Any
+) -> Path:
+    config = tmp_path / "run.yaml"
+    fields = {"sample": 30, "turns": 3, "concurrency": 1, **extra}
+    config.write_text(
+        f"targets: [{{name: c, base_url: '{server.base_url}', model: caver, max_retries: {max_retries}, "
+        f"timeout: {timeout}}}]\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + f"out: {out}\n"
+    )
+    return config
+
+
+REASONS = {
+    "http": re.compile(r"^HTTP (500: injected failure|429: slow down) \(after 2 attempts\)$"),
+    "malformed": re.compile(r"^unreadable chat completion: .+ \(after 2 attempts\)$"),
+    "timeout": re.compile(r"^no answer within 0\.5s? ?.*\(after 2 attempts\)$"),
+    "connection": re.compile(r".+\(after 2 attempts\)$"),
+}
+
+
+def error_summary(stderr: str) -> dict[str, int]:
+    """The counts on the summary line: ``N conversation(s) ended in error: {'http': 3, ...}``."""
+    found = re.search(r"(\d+) conversation\(s\) ended in error: (\{.*?\})", stderr)
+    if found is None:
+        return {}
+    counts: dict[str, int] = ast.literal_eval(found.group(2))
+    assert int(found.group(1)) == sum(counts.values())
+    return counts
+
+
+def test_server_restarting_mid_batch(tmp_path: Path) -> None:
+    """The server dies mid-batch (listening socket and open connections gone) and comes back on the same
+    port a second later: retries carry the conversations over; any that ran out of retries are
+    connection errors, and `--retry-errors` finishes them. The result equals a run without the restart.
+    """
+    faults = Faults(delay_s=0.03)
+    with StubServer(faults) as steady:
+        reference = tmp_path / "reference"
+        config = write_config(tmp_path, steady, reference, max_retries=1, timeout=5, concurrency=4)
+        assert convsim("run", "--config", config).returncode == 0
+        expected = parsed(whole_lines(reference / "transcripts.jsonl")[0])
+    out = tmp_path / "run"
+    server = StubServer(faults).__enter__()
+    port = server.port
+    config = write_config(tmp_path, server, out, max_retries=4, timeout=5, concurrency=4)
+    process = subprocess.Popen([*CONVSIM, "run", "--config", str(config)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_until(lambda: len(whole_lines(out / "transcripts.jsonl")[0]) >= 5)
+        server.__exit__()  # the server process dies
+        down = len(whole_lines(out / "transcripts.jsonl")[0])
+        time.sleep(1.0)
+        with StubServer(faults, port=port) as restarted:
+            _, stderr = process.communicate(timeout=120)
+            assert process.returncode == 0, stderr
+            assert restarted.requests  # the run went on against the new server
+            records = parsed(whole_lines(out / "transcripts.jsonl")[0])
+            assert down < len(expected)  # it was down mid-batch
+            assert sorted(r["id"] for r in records) == sorted(r["id"] for r in expected)
+            failed = [r for r in records if r["status"] == "error"]
+            assert all(r["error_kind"] == "connection" and r["error"] for r in failed)
+            assert error_summary(stderr) == ({"connection": len(failed)} if failed else {})
+            if failed:
+                assert convsim("run", "--config", config, "--retry-errors").returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    latest = {r["id"]: r for r in parsed(whole_lines(out / "transcripts.jsonl")[0])}
+    assert sorted(map(key, latest.values())) == sorted(map(key, expected))
+
+
+# ---------------------------------------------------------------- disk
+
+
+def test_output_folder_under_a_regular_file_is_one_line_exit_2(stub: StubServer, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder\n")
+    result = convsim(*run_args(stub, "corrector", blocker / "run", "--sample", "2"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot write to {blocker / 'run'}")
+    assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a folder\n"
+    assert not stub.requests  # refused before any work
+
+
+class FullDisk:
+    """A transcript file handle on a disk that fills after ``room`` lines: the next write lands in part,
+    then fails with ENOSPC, as write(2) does when the disk fills mid-line."""
+
+    def __init__(self, handle: Any, room: int) -> None:
+        self.handle = handle
+        self.room = room
+
+    def write(self, data: Any) -> int:
+        if self.room == 0:
+            self.handle.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= 1
+        return int(self.handle.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+
+def test_every_failed_append_is_cut_back_off(tmp_path: Path) -> None:
+    """Appends that fail part-way, one after another (two conversations ending at once on a full disk),
+    leave the file at its last whole line; once there is room, appends go on after it."""
+    store = TranscriptStore(tmp_path).open()
+    store.append(transcript("aa"))
+    disk = FullDisk(store._handle, room=0)
+    store._handle = disk  # type: ignore[assignment]
+    for tid in ("bb", "cc", "dd"):
+        with pytest.raises(StoreError, match="No space left on device"):
+            store.append(transcript(tid))
+        assert whole_lines(tmp_path / "transcripts.jsonl")[1] == b""
+    disk.room = 1
+    store.append(transcript("ee"))
+    store.close()
+    lines, tail = whole_lines(tmp_path / "transcripts.jsonl")
+    assert tail == b"" and [r["id"] for r in parsed(lines)] == ["aa", "ee"]
+    assert set(TranscriptStore(tmp_path).open().statuses) == {"aa", "ee"}
+
+
+def test_disk_full_mid_run_is_one_line_exit_2_and_loses_nothing(
+    stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on the 6th line: `error: cannot append ... No space left on device`, exit 2, no traceback;
+    the file holds the 5 whole lines and no part of the 6th; with room again, the same command finishes."""
+    out = tmp_path / "run"
+    args = [*map(str, run_args(stub, "corrector", out, "--sample", "12", "--turns", "3", "--concurrency", "3"))]
+    whole = tmp_path / "whole"
+    assert (
+        runner.invoke(app, [*map(str, run_args(stub, "corrector", whole, "--sample", "12", "--turns", "3"))]).exit_code
+        == 0
+    )
+    opened = TranscriptStore.open
+
+    def open_on_a_full_disk(self: TranscriptStore) -> TranscriptStore:
+        opened(self)
+        self._handle = FullDisk(self._handle, room=5)  # type: ignore[assignment]
+        return self
+
+    monkeypatch.setattr(TranscriptStore, "open", open_on_a_full_disk)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    message = result.stderr.strip().splitlines()[-1]
+    assert message == f"error: cannot append to {out / 'transcripts.jsonl'}: No space left on device"
+    assert "Traceback" not in result.output
+    del result
+    gc.collect()  # a buffered handle left behind would write what it holds now
+    lines, tail = whole_lines(out / "transcripts.jsonl")
+    assert len(lines) == 5 and tail == b""  # the half-written line was cut back off, none lingers
+    parsed(lines)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["summary"]["statuses"] == {"completed": 5} or sum(manifest["summary"]["statuses"].values()) == 5
+
+    monkeypatch.setattr(TranscriptStore, "open", opened)  # room again
+    resumed = runner.invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    final, tail = whole_lines(out / "transcripts.jsonl")
+    assert not tail and final[:5] == lines
+    assert sorted(map(key, parsed(final))) == sorted(map(key, parsed(whole_lines(whole / "transcripts.jsonl")[0])))
+
+
+def test_manifest_that_cannot_be_written_is_one_line_exit_2(
+    stub: StubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk is full when the manifest is written: a StoreError (one line, exit 2), no temporary file left."""
+    out = tmp_path / "run"
+    real = Path.write_text
+
+    def full(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name.startswith("manifest.json"):
+            real(self, "{", encoding="utf-8")  # part of it landed
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    result = runner.invoke(app, [*map(str, run_args(stub, "corrector", out, "--sample", "2", "--turns", "2"))])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {out / 'manifest.json'}: No space")
+    assert not list(out.glob("*.tmp"))
