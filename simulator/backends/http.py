@@ -1,16 +1,26 @@
-"""An async client for OpenAI-compatible chat completions, as vLLM serves them."""
+"""An async client for OpenAI-compatible chat completions, as vLLM serves them.
+
+It speaks HTTP through aiohttp, which costs about a fifth of httpx's CPU per request (measured
+side by side: bench/overhead.py and the README's performance section), so that one client process
+keeps many GPU servers busy.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import random
 import time
+import urllib.request
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import aiohttp
 from asyncio_throttle.throttler import Throttler
+from multidict import CIMultiDictProxy
+from yarl import URL
 
 from simulator.backends.base import BackendError, ChatRequest, ChatResult, TokenLogprob
 
@@ -26,8 +36,8 @@ def normalise_base_url(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
@@ -39,11 +49,11 @@ def _retry_after(response: httpx.Response) -> float | None:
             return None
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(raw: bytes) -> str:
     try:
-        body = response.json()
+        body = json.loads(raw)
     except ValueError:
-        return response.text[:300]
+        return raw.decode("utf-8", "replace")[:300]
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
@@ -58,7 +68,8 @@ class HttpBackend:
     Retries 408/409/425/429/5xx answers, connection errors and timeouts with exponential
     backoff and full jitter, honouring ``Retry-After``. A 400 that says the prompt is too
     long becomes a ``context_overflow`` error at once. The API key is read from the
-    environment variable named by ``api_key_env`` and sent only in the request header.
+    environment variable named by ``api_key_env`` and sent only in the request header; a
+    ``user:password@`` in the base URL is sent as Basic auth when there is no key.
 
     Args:
         base_url: the server's OpenAI-compatible root, for example ``http://127.0.0.1:8000/v1``.
@@ -88,19 +99,35 @@ class HttpBackend:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
-        headers = {}
+        url = URL(self.base_url)
+        self._headers = {"Content-Type": "application/json"}
         key = os.environ.get(api_key_env) if api_key_env else None
         if key:
-            headers["Authorization"] = f"Bearer {key}"
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+            self._headers["Authorization"] = f"Bearer {key}"
+        elif url.user is not None:
+            credentials = f"{url.user}:{url.password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        self._root = url.with_user(None).with_password(None).with_path("")
+        # HTTP(S)_PROXY and NO_PROXY as curl and the openai client read them; looked up once here, as
+        # aiohttp's trust_env would look them up in a thread for every request
+        bypass = url.host is None or urllib.request.proxy_bypass(url.host)
+        self._proxy = None if bypass else urllib.request.getproxies().get(url.scheme)
+        self._api = self._root.with_path(url.path)
+        self.timeout = timeout
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None  # opened on first use, inside the event loop
         self._slots = asyncio.Semaphore(concurrency)
         # One request per 1/rps seconds: exact for fractional rates, and no bursts.
         self._throttler = Throttler(rate_limit=1, period=1.0 / rps) if rps else None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers=self._headers,
+            )
+        return self._session
 
     @property
     def name(self) -> str:
@@ -136,7 +163,8 @@ class HttpBackend:
             BackendError: after the last retry, or at once for a context overflow or a
                 4xx answer that retrying cannot cure.
         """
-        body = self.payload(request)
+        body = json.dumps(self.payload(request)).encode()
+        url = self._api / "chat/completions"
         started = time.perf_counter()
         for attempt in range(self.max_retries + 1):
             delay: float | None = None
@@ -145,25 +173,26 @@ class HttpBackend:
                     if self._throttler is not None:
                         async with self._throttler:
                             pass
-                    response = await self._client.post("/chat/completions", json=body)
-            except httpx.TimeoutException:
-                failure = BackendError("timeout", f"no answer within {self._client.timeout.read}s")
-            except httpx.TransportError as exc:
+                    async with self._client().post(url, data=body, proxy=self._proxy) as response:
+                        status, headers, raw = response.status, response.headers, await response.read()
+            except TimeoutError:
+                failure = BackendError("timeout", f"no answer within {self.timeout}s")
+            except aiohttp.ClientError as exc:
                 failure = BackendError("connection", f"{type(exc).__name__}: {exc or 'connection failed'}")
             else:
-                if response.status_code == 200:
+                if status == 200:
                     try:
-                        return self._result(response.json(), started, attempt + 1)
+                        return self._result(json.loads(raw), started, attempt + 1)
                     except (ValueError, KeyError, IndexError, TypeError) as exc:
                         failure = BackendError("malformed", f"unreadable chat completion: {exc!r}"[:300])
                 else:
-                    text = _error_text(response)
-                    if response.status_code == 400 and any(h in text.lower() for h in _OVERFLOW_HINTS):
+                    text = _error_text(raw)
+                    if status == 400 and any(h in text.lower() for h in _OVERFLOW_HINTS):
                         raise BackendError("context_overflow", text)
-                    failure = BackendError("http", f"HTTP {response.status_code}: {text}")
-                    if response.status_code not in _RETRY_STATUS:
+                    failure = BackendError("http", f"HTTP {status}: {text}")
+                    if status not in _RETRY_STATUS:
                         raise failure
-                    delay = _retry_after(response)
+                    delay = _retry_after(headers)
             if attempt == self.max_retries:
                 raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)")
             if delay is None:
@@ -193,34 +222,42 @@ class HttpBackend:
             logprobs=logprobs,
         )
 
+    async def _get(self, path: str) -> tuple[int, bytes]:
+        """GET ``path`` under the base URL (``/models``) or the server root (``/version``)."""
+        url = self._api / path.lstrip("/") if path.startswith("/models") else self._root.with_path(path)
+        async with self._client().get(url, proxy=self._proxy) as response:
+            return response.status, await response.read()
+
     async def get_json(self, path: str) -> Any:
         """GET a JSON document under the base URL (``/models``) or the server root (``/version``).
 
         Raises:
             BackendError: the server cannot be reached or answers with an error.
         """
-        url = path if path.startswith("/models") else self.base_url.removesuffix("/v1") + path
+        where = self.base_url + path if path.startswith("/models") else self.base_url.removesuffix("/v1") + path
         try:
-            response = await self._client.get(url)
-            response.raise_for_status()
-            return response.json()
-        except httpx.TimeoutException:
-            raise BackendError("timeout", f"{url}: no answer") from None
-        except httpx.TransportError as exc:
+            status, raw = await self._get(path)
+        except TimeoutError:
+            raise BackendError("timeout", f"{where}: no answer") from None
+        except aiohttp.ClientError as exc:
             raise BackendError("connection", f"{self.base_url}: {type(exc).__name__}: {exc}") from None
-        except httpx.HTTPStatusError as exc:
-            raise BackendError("http", f"{url}: HTTP {exc.response.status_code}") from None
+        if not 200 <= status < 300:
+            raise BackendError("http", f"{where}: HTTP {status}")
+        try:
+            return json.loads(raw)
         except ValueError:
-            raise BackendError("malformed", f"{url}: not JSON") from None
+            raise BackendError("malformed", f"{where}: not JSON") from None
 
     async def server_metrics(self) -> str | None:
         """The server's Prometheus ``/metrics`` text (vLLM serves one), or None if it has none."""
         try:
-            response = await self._client.get(self.base_url.removesuffix("/v1") + "/metrics")
-        except httpx.HTTPError:
+            status, raw = await self._get("/metrics")
+        except (TimeoutError, aiohttp.ClientError):
             return None
-        return response.text if response.status_code == 200 else None
+        return raw.decode("utf-8", "replace") if status == 200 else None
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
