@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -16,13 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from scenarios import Transcript
-from scoring.analysis import Frames, load, read_run
-from scoring.analysis.frames import TURN_COLUMNS
-from scoring.analysis.report import Table as ReportTable
-from scoring.analysis.report import build_report, formatted, write_report
-from scoring.analysis.sequences import conversation_metrics
-from scoring.analysis.viewer import write_viewer
 from simulator.cli._errors import fail, reported
+
+if TYPE_CHECKING:  # scoring.analysis (pandas, matplotlib) is imported when a command runs, not at start-up
+    from scoring.analysis import Frames
+    from scoring.analysis.report import Table as ReportTable
 
 __all__ = ["analyze", "show", "view"]
 
@@ -39,7 +37,13 @@ LABEL_STYLES = {
     "error": "bold white on red",
 }
 _NOT_GROUPS = {"id", "seed", "max_turns"}
-GROUP_COLUMNS = [c for c in TURN_COLUMNS[: TURN_COLUMNS.index("max_turns") + 1] if c not in _NOT_GROUPS]
+
+
+def group_columns() -> list[str]:
+    """The columns ``--by`` can name: what a conversation is (target, condition, persona, ...)."""
+    from scoring.analysis import TURN_COLUMNS
+
+    return [c for c in TURN_COLUMNS[: TURN_COLUMNS.index("max_turns") + 1] if c not in _NOT_GROUPS]
 
 
 @contextmanager
@@ -65,6 +69,8 @@ SHORT_HEADERS = {
 
 
 def _rich_table(table: ReportTable) -> Table:
+    from scoring.analysis.report import formatted
+
     out = Table(title=table.title, box=box.SIMPLE_HEAD)
     for column in table.frame.columns:
         text = table.kind(str(column)) == "str"
@@ -78,7 +84,8 @@ def _rich_table(table: ReportTable) -> Table:
 def analyze(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or transcripts.jsonl files); several are compared.")],
     by: Annotated[
-        list[str] | None, typer.Option("--by", help=f"Group by this column (repeatable): {', '.join(GROUP_COLUMNS)}.")
+        list[str] | None,
+        typer.Option("--by", help="Group by this column (repeatable): target, condition, persona, scenario, ..."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder for report.md, report.html, figures and frames; default RUN/analysis.")
@@ -87,9 +94,13 @@ def analyze(
     seed: Annotated[int, typer.Option(help="The bootstrap's seed.")] = 0,
 ) -> None:
     """Metrics, plots and a report for one or more runs (base vs. warm in one report)."""
-    unknown = [column for column in by or [] if column not in GROUP_COLUMNS]
+    from scoring.analysis import load
+    from scoring.analysis.report import build_report, write_report
+
+    columns = group_columns()
+    unknown = [column for column in by or [] if column not in columns]
     if unknown:
-        raise fail(f"--by {', '.join(unknown)}: not a grouping column; use {', '.join(GROUP_COLUMNS)}")
+        raise fail(f"--by {', '.join(unknown)}: not a grouping column; use {', '.join(columns)}")
     with _readable():
         frames = load(runs)
         if frames.conversations.empty:
@@ -142,6 +153,8 @@ def _matches(t: Transcript, label: str | None, persona: str | None, target: str 
 
 
 def _print_list(transcripts: list[Transcript], limit: int) -> None:
+    from scoring.analysis.sequences import conversation_metrics
+
     table = Table(
         title=f"{len(transcripts)} matching conversations" + (f" (first {limit})" if len(transcripts) > limit else "")
     )
@@ -157,6 +170,8 @@ def _print_list(transcripts: list[Transcript], limit: int) -> None:
 
 
 def _print_transcript(t: Transcript) -> None:
+    from scoring.analysis.sequences import conversation_metrics
+
     m = conversation_metrics([r.label.value if r.label is not None else None for r in t.replies])
     console.print(
         f"[bold]{t.id}[/]  {escape(t.target)} ({escape(t.model)})  {t.condition}  {escape(t.persona or '-')} "
@@ -195,6 +210,8 @@ def show(
     limit: Annotated[int, typer.Option(help="List at most this many.")] = 50,
 ) -> None:
     """One transcript in the terminal, turns coloured by label; without ID, the matching conversations."""
+    from scoring.analysis import read_run
+
     with _readable():
         transcripts = [t for t in read_run(run) if _matches(t, label, persona, target, condition)]
     if not console.is_terminal:
@@ -218,6 +235,8 @@ def view(
     limit: Annotated[int | None, typer.Option(help="At most this many transcripts per run.")] = None,
 ) -> None:
     """Write a static, self-contained HTML transcript viewer (open it in any browser)."""
+    from scoring.analysis.viewer import write_viewer
+
     with _readable():
         path = write_viewer(runs, out or (runs[0] if runs[0].is_dir() else runs[0].parent) / "viewer.html", limit)
     err.print(f"wrote {path}")
