@@ -12,18 +12,36 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from personas import FileError, FileErrors, parse_yaml, preset_personas, read_text, validate_data
 from scenarios import DEFAULT_CONDITIONS, Condition, system_prompt
 from simulator.backends.base import Sampling
+from simulator.backends.http import normalise_base_url
 
-__all__ = ["EMBEDDED_TARGET", "Endpoint", "RunConfig", "TargetConfig", "load_config"]
+__all__ = ["EMBEDDED_TARGET", "Endpoint", "RunConfig", "TargetConfig", "load_config", "replica_urls"]
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:+-]{0,63}$")]
+
+
+def replica_urls(value: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The replica URLs a ``base_url`` names: a list, or one string with commas between URLs.
+
+    Raises:
+        ValueError: an empty URL, or one given twice.
+    """
+    urls = tuple(url.strip() for url in (value.split(",") if isinstance(value, str) else value))
+    if not urls or not all(urls):
+        raise ValueError(f"empty server URL in {value!r}; give URL or URL1,URL2 (replicas of one model)")
+    seen = [normalise_base_url(url) for url in urls]
+    twice = sorted({url for url in seen if seen.count(url) > 1})
+    if twice:
+        raise ValueError(f"replica URL given twice: {', '.join(twice)}")
+    return urls
 
 
 class Endpoint(BaseModel):
     """Where a model is served, for any role: target, user model or judge.
 
     Attributes:
-        base_url: an OpenAI-compatible server (``http://host:8000/v1``); ``None`` for the
-            embedded demo model.
+        base_url: an OpenAI-compatible server (``http://host:8000/v1``); several replicas of one
+            model as a list or ``URL1,URL2`` (:class:`~simulator.backends.pool.ReplicaPool` balances
+            them); ``None`` for the embedded demo model.
         model: the served model or LoRA adapter name.
         api_key_env: the environment variable holding the API key, if the server wants one.
             The key itself is never written anywhere.
@@ -31,11 +49,27 @@ class Endpoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_url: str | None = None
+    base_url: str | tuple[str, ...] | None = None
     model: str
     api_key_env: str | None = None
     timeout: float = Field(120.0, gt=0)
     max_retries: int = Field(6, ge=0, le=50)
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _replicas(cls, value: object) -> object:
+        """``URL1,URL2`` or a list: a tuple of replicas; one URL stays a string."""
+        if not isinstance(value, str | list | tuple) or not all(isinstance(url, str) for url in value):
+            return value  # None, or a type error for pydantic to report
+        urls = replica_urls(value)
+        return urls[0] if len(urls) == 1 else urls
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        """The server URLs of this endpoint: one, several replicas, or none (the embedded model)."""
+        if self.base_url is None:
+            return ()
+        return (self.base_url,) if isinstance(self.base_url, str) else self.base_url
 
 
 class TargetConfig(Endpoint):
@@ -182,11 +216,11 @@ class RunConfig(BaseModel):
     @property
     def max_concurrency(self) -> int:
         """The most conversations (and requests to one endpoint) in flight: ``concurrency``, or the
-        ceiling of ``auto`` for each target."""
+        ceiling of ``auto`` for each target server (each replica counts)."""
         if self.concurrency == "auto":
             from simulator.limiter import AUTO_MAXIMUM
 
-            return AUTO_MAXIMUM * max(1, len(self.targets))
+            return AUTO_MAXIMUM * max(1, sum(max(1, len(target.replicas)) for target in self.targets))
         return self.concurrency
 
     def output_dir(self) -> Path:

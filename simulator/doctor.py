@@ -1,18 +1,18 @@
-"""`convsim doctor`: what an OpenAI-compatible endpoint can do for convsim."""
+"""`convsim doctor`: what an OpenAI-compatible endpoint (each of its replicas) can do for convsim."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from simulator.backends.base import BackendError, ChatMessage, ChatRequest, Sampling, redact
 from simulator.backends.http import HttpBackend
+from simulator.config import replica_urls
 
-__all__ = ["Check", "diagnose", "prometheus_total"]
+__all__ = ["Check", "diagnose", "diagnose_replicas", "prometheus_total"]
 
 _SCHEMA = {
     "type": "object",
@@ -42,14 +42,6 @@ def prometheus_total(text: str, metric: str) -> float | None:
 def _ask(text: str, **kwargs: Any) -> ChatRequest:
     sampling = kwargs.pop("sampling", Sampling(max_tokens=16))
     return ChatRequest(messages=(ChatMessage(role="user", content=text),), sampling=sampling, **kwargs)
-
-
-async def _metrics(client: httpx.AsyncClient, root: str) -> str | None:
-    try:
-        response = await client.get(f"{root}/metrics")
-    except httpx.HTTPError:
-        return None
-    return response.text if response.status_code == 200 else None
 
 
 async def diagnose(base_url: str, model: str | None, api_key_env: str | None = None) -> list[Check]:
@@ -88,6 +80,17 @@ async def diagnose(base_url: str, model: str | None, api_key_env: str | None = N
     return checks
 
 
+async def diagnose_replicas(target: str, model: str | None, api_key_env: str | None = None) -> dict[str, list[Check]]:
+    """Probe every replica that ``target`` names (``URL`` or ``URL1,URL2,...``), all at once.
+
+    Raises:
+        ValueError: ``target`` names an empty URL, or one twice.
+    """
+    urls = replica_urls(target)
+    found = await asyncio.gather(*(diagnose(url, model, api_key_env) for url in urls))
+    return dict(zip(urls, found, strict=True))
+
+
 async def _generation_checks(probe: HttpBackend) -> list[Check]:
     checks = []
     try:
@@ -121,17 +124,15 @@ async def _generation_checks(probe: HttpBackend) -> list[Check]:
 
 
 async def _prefix_cache_check(probe: HttpBackend) -> Check:
-    root = probe.base_url.removesuffix("/v1")
-    async with httpx.AsyncClient(timeout=30) as client:
-        before_text = await _metrics(client, root)
-        if before_text is None:
-            return Check("prefix caching", None, "no /metrics to read")
-        before = prometheus_total(before_text, "vllm:prefix_cache_hits_total")
-        if before is None:
-            return Check("prefix caching", None, "no vllm:prefix_cache_hits_total metric")
-        prompt = "Remember this list: " + ", ".join(f"item {i}" for i in range(120)) + ". Which came first?"
-        for _ in range(2):
-            await probe.chat(_ask(prompt, sampling=Sampling(max_tokens=2)))
-        after = prometheus_total(await _metrics(client, root) or "", "vllm:prefix_cache_hits_total") or 0.0
+    before_text = await probe.server_metrics()
+    if before_text is None:
+        return Check("prefix caching", None, "no /metrics to read")
+    before = prometheus_total(before_text, "vllm:prefix_cache_hits_total")
+    if before is None:
+        return Check("prefix caching", None, "no vllm:prefix_cache_hits_total metric")
+    prompt = "Remember this list: " + ", ".join(f"item {i}" for i in range(120)) + ". Which came first?"
+    for _ in range(2):
+        await probe.chat(_ask(prompt, sampling=Sampling(max_tokens=2)))
+    after = prometheus_total(await probe.server_metrics() or "", "vllm:prefix_cache_hits_total") or 0.0
     hits = after - before
     return Check("prefix caching", hits > 0, f"{hits:.0f} cached tokens on a repeated prompt")

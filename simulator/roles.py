@@ -9,6 +9,7 @@ from scoring import Judge, RuleJudge
 from scoring.llm_judge import LLMJudge
 from simulator.backends.base import Backend, ChatMessage, ChatRequest, Sampling
 from simulator.backends.http import HttpBackend
+from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig
 
 __all__ = ["BackendJsonChat", "RoleError", "Roles", "judge_identity", "make_judge", "open_backend", "open_roles"]
@@ -41,12 +42,14 @@ class BackendJsonChat:
 
 
 def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
-    """The backend behind an endpoint: its HTTP server, or the embedded model when it has no URL.
+    """The backend behind an endpoint: its HTTP server, a pool of its replicas, or the embedded
+    model when it has no URL.
 
     Raises:
         RoleError: the embedded model is wanted but not installed.
     """
-    if endpoint.base_url is None:
+    urls = endpoint.replicas
+    if not urls:
         from simulator.backends.embedded import EmbeddedBackend
         from simulator.models import ModelUnavailable, default_model_dir
 
@@ -54,15 +57,15 @@ def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
             return EmbeddedBackend(default_model_dir())
         except ModelUnavailable as exc:
             raise RoleError(str(exc)) from None
-    return HttpBackend(
-        endpoint.base_url,
-        endpoint.model,
-        api_key_env=endpoint.api_key_env,
-        timeout=endpoint.timeout,
-        max_retries=endpoint.max_retries,
-        concurrency=config.max_concurrency,
-        rps=config.rps,
-    )
+
+    clients = [
+        HttpBackend(url, endpoint.model, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout,
+                    max_retries=endpoint.max_retries, concurrency=config.max_concurrency, rps=config.rps)
+        for url in urls
+    ]  # fmt: skip
+    if len(clients) == 1:
+        return clients[0]
+    return ReplicaPool(clients, timeout=endpoint.timeout, max_retries=endpoint.max_retries)  # it retries elsewhere
 
 
 def judge_identity(config: RunConfig) -> str:

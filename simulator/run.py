@@ -14,15 +14,16 @@ from scenarios import LoadedScenario, Transcript, resolve_scenarios
 from scoring import fidelity_summary
 from simulator.backends.base import BackendError, redact
 from simulator.backends.http import HttpBackend
+from simulator.backends.pool import ReplicaPool, served_models
 from simulator.config import RunConfig
-from simulator.limiter import AdaptiveLimit, follow_vllm
+from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, AdaptiveLimit, follow_vllm
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
 from simulator.roles import BackendJsonChat, Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore, read_transcripts
 
-__all__ = ["PreparedRun", "RunError", "execute", "prepare"]
+__all__ = ["PreparedRun", "RunError", "execute", "prepare", "replica_stats"]
 
 
 class RunError(Exception):
@@ -75,45 +76,87 @@ def prepare(config: RunConfig) -> PreparedRun:
     return PreparedRun(config, folder, scenarios, personas, plan, store)
 
 
-async def check_servers(roles: Roles, config: RunConfig) -> dict[str, Any]:
-    """Ask every HTTP endpoint which models it serves; each role's model must be one of them.
+async def _listing(role: str, backend: HttpBackend) -> dict[str, Any] | BackendError:
+    """What a server serves, or why it cannot be reached.
 
     Raises:
-        RunError: a server is unreachable or does not serve the role's model.
+        RunError: the server does not serve the role's model.
+    """
+    where = redact(backend.base_url)
+    try:
+        models = await backend.get_json("/models")
+    except BackendError as exc:
+        return exc
+    served = served_models(models)
+    if backend.model not in served:
+        raise RunError(f"{where} does not serve model {backend.model!r} ({role}); it serves: {', '.join(served)}")
+    return {"base_url": where, "model": backend.model, "models": models}
+
+
+async def check_servers(roles: Roles, config: RunConfig) -> dict[str, Any]:
+    """Ask every HTTP endpoint (each replica) which models it serves; each role's model must be one of them.
+
+    A replica that cannot be reached is ejected from its pool (and probed until it answers),
+    unless none of the pool can be reached.
+
+    Raises:
+        RunError: a server (every replica of a pool) is unreachable, or does not serve the role's model.
     """
     servers: dict[str, Any] = {}
     for role, backend in roles.endpoints().items():
-        if not isinstance(backend, HttpBackend):
+        replicas: tuple[HttpBackend, ...]
+        if isinstance(backend, ReplicaPool):
+            replicas = backend.backends
+        elif isinstance(backend, HttpBackend):
+            replicas = (backend,)
+        else:
             servers[role] = {"backend": backend.name}
             continue
-        where = redact(backend.base_url)
-        try:
-            models = await backend.get_json("/models")
-        except BackendError as exc:
+        found = await asyncio.gather(*(_listing(role, replica) for replica in replicas))
+        down = [
+            (replica, error) for replica, error in zip(replicas, found, strict=True) if isinstance(error, BackendError)
+        ]
+        if len(down) == len(replicas):
+            where = ", ".join(f"{redact(replica.base_url)} ({error.reason})" for replica, error in down)
             raise RunError(
-                f"cannot reach {role} at {where} ({exc.reason}); "
+                f"cannot reach {role} at {'any replica: ' if len(down) > 1 else ''}{where}; "
                 "is the server running? `convsim serve MODEL` starts one"
-            ) from None
-        served = [m.get("id") for m in models.get("data", []) if isinstance(m, dict)]
-        if backend.model not in served:
-            raise RunError(
-                f"{where} does not serve model {backend.model!r} ({role}); it serves: {', '.join(map(str, served))}"
             )
-        servers[role] = {"base_url": where, "model": backend.model, "models": models}
+        if isinstance(backend, ReplicaPool):
+            for replica, error in down:
+                backend.eject(replica, error)
+        listings = [
+            {"base_url": redact(replica.base_url), "unreachable": listing.reason}
+            if isinstance(listing, BackendError)
+            else listing
+            for replica, listing in zip(replicas, found, strict=True)
+        ]
+        servers[role] = listings[0] if len(listings) == 1 else {"model": backend.model, "replicas": listings}
     return servers
 
 
 def adaptive_limits(config: RunConfig, roles: Roles) -> tuple[dict[str, AdaptiveLimit], list[asyncio.Task[None]]]:
-    """With ``concurrency: auto``: a limit per target, and the tasks that move each with its vLLM server's queue."""
+    """With ``concurrency: auto``: a limit per target (scaled by its replicas), and the tasks that move each
+    with its vLLM servers' queue."""
     if config.concurrency != "auto":
         return {}, []
     limits: dict[str, AdaptiveLimit] = {}
     followers: list[asyncio.Task[None]] = []
     for name, backend in roles.targets.items():
-        limits[name] = AdaptiveLimit()
-        if isinstance(backend, HttpBackend):
+        replicas = len(backend.backends) if isinstance(backend, ReplicaPool) else 1
+        limits[name] = AdaptiveLimit(AUTO_INITIAL * replicas, maximum=AUTO_MAXIMUM * replicas)
+        if isinstance(backend, HttpBackend | ReplicaPool):
             followers.append(asyncio.create_task(follow_vllm(limits[name], backend.server_metrics)))
     return limits, followers
+
+
+def replica_stats(roles: Roles) -> dict[str, list[dict[str, Any]]]:
+    """Each replica pool's requests, failures, ejections and health, by role."""
+    return {
+        role: [stats.model_dump() for stats in backend.stats()]
+        for role, backend in roles.endpoints().items()
+        if isinstance(backend, ReplicaPool)
+    }
 
 
 async def execute(
@@ -166,6 +209,7 @@ async def execute(
                 yield transcript
 
         generated, failures = fidelity_summary(counted())
+        replicas = replica_stats(roles)
         record({"statuses": done, "errors": dict(errors), "user_model_turns": generated,
-                "fidelity_failures": dict(failures)})  # fmt: skip
+                "fidelity_failures": dict(failures), **({"replicas": replicas} if replicas else {})})  # fmt: skip
     return summary

@@ -18,11 +18,13 @@ Faults are set on the :class:`Faults` object of a running server, and apply to c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,7 +66,12 @@ JUDGES = {
 
 @dataclass
 class Faults:
-    """Faults to inject, each at a rate in [0, 1] drawn from a seeded RNG."""
+    """Faults to inject, each at a rate in [0, 1]; a request meets at most one.
+
+    Which fault a request meets is decided from the request alone: its body, how many times the
+    same body came before, and ``seed``. The same requests meet the same faults whatever their
+    order or timing, and a retry (the same body again) draws anew.
+    """
 
     error_rate: float = 0.0  # answer 500
     rate_limit_rate: float = 0.0  # answer 429 with Retry-After
@@ -72,17 +79,22 @@ class Faults:
     malformed_rate: float = 0.0  # answer 200 with a body that is not a chat completion
     close_rate: float = 0.0  # close the connection without answering
     delay_s: float = 0.0  # wait before answering
-    stall_rate: float = 0.0  # wait ``stall_s`` before answering (past the client's timeout)
+    stall_rate: float = 0.0  # answer only after ``stall_s``, or once ``release`` is set or the server stops
     stall_s: float = 5.0
     max_prompt_chars: int | None = None  # answer 400 "maximum context length" past this
     seed: int = 0
-    rng: random.Random = field(init=False)
+    release: threading.Event = field(default_factory=threading.Event)
 
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    def roll(self, rate: float) -> bool:
-        return rate > 0 and self.rng.random() < rate
+    def decide(self, key: str) -> str | None:
+        """The fault (``close``, ``error``, ``rate_limit``, ``malformed``, ``stall``) of the request ``key`` names."""
+        draw = random.Random(f"{self.seed}:{key}").random()
+        rates = {"close": self.close_rate, "error": self.error_rate, "rate_limit": self.rate_limit_rate,
+                 "malformed": self.malformed_rate, "stall": self.stall_rate}  # fmt: skip
+        for fault, rate in rates.items():
+            if draw < rate:
+                return fault
+            draw -= rate
+        return None
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -104,6 +116,11 @@ class StubServer:
         self.faults = faults or Faults()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.in_flight = 0  # chat requests being answered now, and the most there ever were
+        self.peak_in_flight = 0
+        self.outcomes: list[tuple[str, str | None]] = []  # each chat request's body hash and fault, in order
+        self._seen: Counter[str] = Counter()
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._server = _QuietServer(("127.0.0.1", port), self._handler())
@@ -123,6 +140,7 @@ class StubServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         with self._lock:
@@ -172,29 +190,41 @@ class StubServer:
                     self._send(404, {"error": {"message": "not found"}})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub._lock:
+                    stub.in_flight += 1
+                    stub.peak_in_flight = max(stub.peak_in_flight, stub.in_flight)
+                try:
+                    self._answer_chat()
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+
+            def _answer_chat(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw)
+                digest = hashlib.sha256(raw).hexdigest()[:16]
                 with stub._lock:
                     stub.requests.append(body)
                     stub.headers.append(dict(self.headers))
                     faults = stub.faults
-                    close = faults.roll(faults.close_rate)
-                    error = faults.roll(faults.error_rate)
-                    limited = faults.roll(faults.rate_limit_rate)
-                    malformed = faults.roll(faults.malformed_rate)
-                    stall = faults.roll(faults.stall_rate)
+                    fault = faults.decide(f"{digest}:{stub._seen[digest]}")
+                    stub._seen[digest] += 1
+                    stub.outcomes.append((digest, fault))
                 if faults.delay_s:
                     time.sleep(faults.delay_s)
-                if stall:
-                    time.sleep(faults.stall_s)
-                if close:
+                if fault == "stall":
+                    deadline = time.monotonic() + faults.stall_s
+                    while time.monotonic() < deadline and not faults.release.wait(0.02) and not stub._stopping.is_set():
+                        pass
+                if fault == "close":
                     self.close_connection = True
                     self.connection.close()
                     return
-                if error:
+                if fault == "error":
                     return self._send(500, {"error": {"message": "injected failure"}})
-                if limited:
+                if fault == "rate_limit":
                     return self._send(429, {"error": {"message": "slow down"}}, {"Retry-After": faults.retry_after})
-                if malformed:
+                if fault == "malformed":
                     return self._send(200, b'{"choices": [')
                 messages = body["messages"]
                 chars = sum(len(m["content"]) for m in messages)

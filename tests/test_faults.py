@@ -125,9 +125,12 @@ def write_config(
 REASONS = {
     "http": re.compile(r"^HTTP (500: injected failure|429: slow down) \(after 2 attempts\)$"),
     "malformed": re.compile(r"^unreadable chat completion: .+ \(after 2 attempts\)$"),
-    "timeout": re.compile(r"^no answer within 0\.5s? ?.*\(after 2 attempts\)$"),
+    "timeout": re.compile(r"^no answer within [0-9.]+s? ?.*\(after 2 attempts\)$"),
     "connection": re.compile(r".+\(after 2 attempts\)$"),
 }
+ERROR_KINDS = {"error": "http", "rate_limit": "http", "malformed": "malformed", "close": "connection",
+               "stall": "timeout"}  # fmt: skip
+"""The error kind a client reports for each of the stub's faults."""
 
 
 def error_summary(stderr: str) -> dict[str, int]:
@@ -138,6 +141,78 @@ def error_summary(stderr: str) -> dict[str, int]:
     counts: dict[str, int] = ast.literal_eval(found.group(2))
     assert int(found.group(1)) == sum(counts.values())
     return counts
+
+
+def one_retry_outcomes(outcomes: list[tuple[str, str | None]]) -> tuple[Counter[str], int]:
+    """What a client that sends one request at a time and retries a failure once meets, from the stub's
+    record of each request (body hash, fault): errors by kind, and requests cured by their retry."""
+    errors: Counter[str] = Counter()
+    cured = 0
+    pending = iter(outcomes)
+    for body, fault in pending:
+        if fault is None:
+            continue
+        retry, retry_fault = next(pending)
+        assert retry == body  # the retry follows its failure, before any other request
+        if retry_fault is None:
+            cured += 1
+        else:
+            errors[ERROR_KINDS[retry_fault]] += 1
+    return errors, cured
+
+
+def test_faults_at_a_rate_are_counted_by_kind_and_retried_when_asked(tmp_path: Path) -> None:
+    """500s, 429s with Retry-After, malformed bodies, hang-ups and stalls past the timeout, each at a rate.
+
+    One retry each: a conversation finishes, or ends as ``status: error`` with the kind and the
+    reason of its last failure, its unanswered turn unlabelled. The errors by kind are exactly
+    what the stub's record of its faults implies (a fault is decided by the request, not by
+    timing; a stall lasts until the server stops, far past the generous timeout). The summary on
+    stderr and in the manifest counts each kind; `--retry-errors` runs exactly the failed ones again.
+    """
+    out = tmp_path / "run"
+    faults = Faults(error_rate=0.08, rate_limit_rate=0.08, retry_after="0", malformed_rate=0.1, close_rate=0.2,
+                    stall_rate=0.025, stall_s=600, seed=2)  # fmt: skip
+    with StubServer(faults) as server:
+        config = write_config(tmp_path, server, out, max_retries=1, timeout=3)
+        first = convsim("run", "--config", config)
+        assert first.returncode == 0, first.stderr
+        lines, tail = whole_lines(out / "transcripts.jsonl")
+        records = parsed(lines)
+        assert not tail and len({r["id"] for r in records}) == len(records)
+        failed = {r["id"]: r for r in records if r["status"] == "error"}
+        for record in records:
+            if record["status"] == "error":
+                kind, reason = record["error_kind"], record["error"]
+                assert REASONS[kind].match(reason), (kind, reason)
+                assert record["turns"][-1]["role"] == "user"  # the turn that got no answer
+                assert all("label" not in t for t in record["turns"][-1:])
+            else:
+                assert record["status"] in ("completed", "max_turns") and "error" not in record
+                assert all(t.get("label") for t in record["turns"] if t["role"] == "assistant")
+        kinds = Counter(r["error_kind"] for r in failed.values())
+        expected, cured = one_retry_outcomes(server.outcomes)
+        assert kinds == expected
+        assert set(kinds) == {"http", "malformed", "timeout", "connection"}, kinds  # every kind met
+        assert sum(t.get("attempts") == 2 for r in records for t in r["turns"]) == cured > 0
+        assert error_summary(first.stderr) == dict(kinds)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["summary"]["errors"] == dict(kinds)
+        assert manifest["summary"]["statuses"]["error"] == len(failed)
+
+        server.faults = Faults()
+        again = convsim("run", "--config", config)  # without the flag: errors count as done
+        assert again.returncode == 0 and whole_lines(out / "transcripts.jsonl")[0] == lines
+        retried = convsim("run", "--config", config, "--retry-errors")
+        assert retried.returncode == 0, retried.stderr
+    after, tail = whole_lines(out / "transcripts.jsonl")
+    assert not tail and after[: len(lines)] == lines  # the old lines stay, superseded
+    new = parsed(after[len(lines) :])
+    assert sorted(r["id"] for r in new) == sorted(failed)  # exactly the failed ones, once each
+    assert all(r["status"] in ("completed", "max_turns") for r in new)
+    assert error_summary(retried.stderr) == {}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["summary"]["errors"] == {} and "error" not in manifest["summary"]["statuses"]
 
 
 def test_server_restarting_mid_batch(tmp_path: Path) -> None:

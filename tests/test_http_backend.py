@@ -146,25 +146,11 @@ async def test_api_key_is_sent_but_never_in_errors(stub: StubServer, monkeypatch
 async def test_concurrency_limit_bounds_requests_in_flight() -> None:
     import asyncio
 
-    with StubServer(Faults(delay_s=0.05)) as server:
+    with StubServer(Faults(delay_s=0.2)) as server:
         client = backend(server.base_url, concurrency=3)
-        in_flight = 0
-        peak = 0
-        original = client._client.post
-
-        async def counting_post(*args: object, **kwargs: object) -> object:
-            nonlocal in_flight, peak
-            in_flight += 1
-            peak = max(peak, in_flight)
-            try:
-                return await original(*args, **kwargs)  # type: ignore[arg-type]
-            finally:
-                in_flight -= 1
-
-        client._client.post = counting_post  # type: ignore[method-assign]
         await asyncio.gather(*(client.chat(HELLO) for _ in range(12)))
         await client.aclose()
-    assert peak == 3
+    assert server.peak_in_flight == 3
 
 
 async def test_rate_limit_spaces_requests() -> None:
@@ -178,3 +164,20 @@ async def test_rate_limit_spaces_requests() -> None:
         elapsed = time.perf_counter() - started
         await client.aclose()
     assert elapsed >= 0.5  # 15 requests at 10 per second need at least one full extra period
+
+
+async def test_url_credentials_are_sent_as_basic_auth_unless_a_key_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    with StubServer() as server:
+        url = server.base_url.replace("http://", "http://alice:pa%3Ass@")
+        plain = backend(url)
+        await plain.chat(HELLO)
+        await plain.aclose()
+        monkeypatch.setenv("CONVSIM_TEST_KEY", "sk-key")
+        keyed = backend(url, api_key_env="CONVSIM_TEST_KEY")
+        await keyed.chat(HELLO)
+        await keyed.aclose()
+    basic, bearer = (h["Authorization"] for h in server.headers)
+    assert base64.b64decode(basic.removeprefix("Basic ")) == b"alice:pa:ss"
+    assert bearer == "Bearer sk-key"

@@ -48,18 +48,32 @@ def redact(value: Any) -> Any:
 
 
 class BackendError(Exception):
-    """A request that failed for good, after any retries.
+    """A request that failed: for good, or (from a single attempt) perhaps not.
 
     Attributes:
         kind: a short, stable category used as the conversation's error status.
         reason: what happened, for people; never holds an API key, nor the credentials of a URL.
+        retryable: another attempt may succeed (a timeout, a lost connection, a 429 or 5xx).
+        status: the HTTP status of the answer, if there was one.
+        retry_after: the seconds the server asked to wait (``Retry-After``), if it did.
     """
 
-    def __init__(self, kind: ErrorKind, reason: str) -> None:
+    def __init__(
+        self,
+        kind: ErrorKind,
+        reason: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         reason = redact(reason)
         super().__init__(f"{kind}: {reason}")
         self.kind: ErrorKind = kind
         self.reason = reason
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
 
 
 class ChatMessage(BaseModel):

@@ -164,41 +164,58 @@ class HttpBackend:
                 4xx answer that retrying cannot cure.
         """
         body = json.dumps(self.payload(request)).encode()
-        url = self._api / "chat/completions"
         started = time.perf_counter()
         for attempt in range(self.max_retries + 1):
-            delay: float | None = None
             try:
-                async with self._slots:
-                    if self._throttler is not None:
-                        async with self._throttler:
-                            pass
-                    async with self._client().post(url, data=body, proxy=self._proxy) as response:
-                        status, headers, raw = response.status, response.headers, await response.read()
-            except TimeoutError:
-                failure = BackendError("timeout", f"no answer within {self.timeout}s")
-            except aiohttp.ClientError as exc:
-                failure = BackendError("connection", f"{type(exc).__name__}: {exc or 'connection failed'}")
-            else:
-                if status == 200:
-                    try:
-                        return self._result(json.loads(raw), started, attempt + 1)
-                    except (ValueError, KeyError, IndexError, TypeError) as exc:
-                        failure = BackendError("malformed", f"unreadable chat completion: {exc!r}"[:300])
-                else:
-                    text = _error_text(raw)
-                    if status == 400 and any(h in text.lower() for h in _OVERFLOW_HINTS):
-                        raise BackendError("context_overflow", text)
-                    failure = BackendError("http", f"HTTP {status}: {text}")
-                    if status not in _RETRY_STATUS:
-                        raise failure
-                    delay = _retry_after(headers)
-            if attempt == self.max_retries:
-                raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)")
-            if delay is None:
-                delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
-            await asyncio.sleep(min(delay, self.max_backoff))
+                return await self._send(body, started, attempt + 1)
+            except BackendError as failure:
+                if not failure.retryable:
+                    raise
+                if attempt == self.max_retries:
+                    raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)") from None
+                delay = failure.retry_after
+                if delay is None:
+                    delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+                await asyncio.sleep(min(delay, self.max_backoff))
         raise AssertionError("unreachable")
+
+    async def attempt(self, request: ChatRequest) -> ChatResult:
+        """Send one chat completion once, without retrying (for callers that retry elsewhere).
+
+        Raises:
+            BackendError: with ``retryable`` set when another attempt may succeed.
+        """
+        return await self._send(json.dumps(self.payload(request)).encode(), time.perf_counter(), 1)
+
+    async def _send(self, body: bytes, started: float, attempts: int) -> ChatResult:
+        try:
+            async with self._slots:
+                if self._throttler is not None:
+                    async with self._throttler:
+                        pass
+                async with self._client().post(self._api / "chat/completions", data=body, proxy=self._proxy) as answer:
+                    status, headers, raw = answer.status, answer.headers, await answer.read()
+        except TimeoutError:
+            raise BackendError("timeout", f"no answer within {self.timeout}s", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            reason = f"{type(exc).__name__}: {exc or 'connection failed'}"
+            raise BackendError("connection", reason, retryable=True) from None
+        if status == 200:
+            try:
+                return self._result(json.loads(raw), started, attempts)
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                reason = f"unreadable chat completion: {exc!r}"[:300]
+                raise BackendError("malformed", reason, retryable=True, status=status) from None
+        text = _error_text(raw)
+        if status == 400 and any(h in text.lower() for h in _OVERFLOW_HINTS):
+            raise BackendError("context_overflow", text, status=status)
+        raise BackendError(
+            "http",
+            f"HTTP {status}: {text}",
+            retryable=status in _RETRY_STATUS,
+            status=status,
+            retry_after=_retry_after(headers),
+        )
 
     def _result(self, body: dict[str, Any], started: float, attempts: int) -> ChatResult:
         choice = body["choices"][0]

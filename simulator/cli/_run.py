@@ -16,12 +16,13 @@ from rich.table import Table
 
 from scenarios import Condition, Transcript
 from scoring import CorrectionRates, correction_rate_by_turn, fidelity_summary
+from simulator.backends.base import redact
 from simulator.cli._errors import reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
 from simulator.roles import open_roles
-from simulator.run import PreparedRun, execute, prepare
+from simulator.run import PreparedRun, execute, prepare, replica_stats
 from simulator.store import read_transcripts
 
 console = Console(stderr=True, soft_wrap=True)
@@ -97,6 +98,10 @@ async def _go(run: PreparedRun) -> None:
 
         try:
             await execute(run, roles, on_start=on_start, on_done=on_done)
+            for role, replicas in replica_stats(roles).items():
+                console.print(f"{role} replicas: " + "; ".join(
+                    f"{redact(r['base_url'])} {r['requests']} requests, {r['failures']} failed, "
+                    f"ejected {r['ejections']}x{'' if r['healthy'] else ' (out now)'}" for r in replicas))  # fmt: skip
         finally:
             await roles.aclose()
 
@@ -140,7 +145,8 @@ def run(
     persona: Annotated[list[str] | None, typer.Option(help="Persona id or file (repeatable).")] = None,
     condition: Annotated[list[Condition] | None, typer.Option(help="Condition (repeatable); default all four.")] = None,
     target: Annotated[
-        list[str] | None, typer.Option(help="Base URL of an OpenAI-compatible server, e.g. vLLM (repeatable).")
+        list[str] | None,
+        typer.Option(help="Base URL of an OpenAI-compatible server, e.g. vLLM (repeatable); URL1,URL2: replicas."),
     ] = None,
     model: Annotated[list[str] | None, typer.Option(help="Served model or LoRA adapter name (repeatable).")] = None,
     system_prompt: Annotated[

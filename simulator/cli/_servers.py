@@ -14,7 +14,7 @@ from rich.table import Table
 
 from simulator.backends.base import redact
 from simulator.cli._errors import fail
-from simulator.doctor import diagnose
+from simulator.doctor import diagnose_replicas
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -78,23 +78,34 @@ def serve(
 
 
 def doctor(
-    target: Annotated[str, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:8000/v1.")],
+    target: Annotated[
+        str, typer.Option(help="Base URL of the server, e.g. http://127.0.0.1:8000/v1; URL1,URL2 for replicas.")
+    ],
     model: Annotated[str | None, typer.Option(help="The model to check; default: the first served.")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the API key.")] = None,
 ) -> None:
-    """Check what an endpoint can do for convsim.
+    """Check what an endpoint (each of its replicas) can do for convsim.
 
-    Exit status: 0 if everything convsim needs works, 1 if something it needs does not, 2 if unreachable.
+    Exit status: 0 if everything convsim needs works on every replica, 1 if something it needs does
+    not or a replica is down, 2 if no replica can be reached.
     """
-    checks = asyncio.run(diagnose(target, model, api_key_env))
-    table = Table("check", "", "detail", "needed", title=f"convsim doctor: {redact(target)}")
-    for check in checks:
-        mark = {True: "[green]ok[/green]", False: "[red]no[/red]", None: "[yellow]?[/yellow]"}[check.ok]
-        table.add_row(check.name, mark, check.detail, "yes" if check.required else "")
-    Console().print(table)
-    if not checks[0].ok:
-        raise fail(f"cannot reach {target}: {checks[0].detail}")
-    missing = [c.name for c in checks if c.required and not c.ok]
-    if missing:
-        console.print(f"error: convsim needs what this endpoint lacks: {', '.join(missing)}")
+    try:
+        found = asyncio.run(diagnose_replicas(target, model, api_key_env))
+    except ValueError as exc:
+        raise fail(f"--target: {exc}") from None
+    for url, checks in found.items():
+        table = Table("check", "", "detail", "needed", title=f"convsim doctor: {redact(url)}")
+        for check in checks:
+            mark = {True: "[green]ok[/green]", False: "[red]no[/red]", None: "[yellow]?[/yellow]"}[check.ok]
+            table.add_row(check.name, mark, check.detail, "yes" if check.required else "")
+        Console().print(table)
+    down = {url: checks[0].detail for url, checks in found.items() if not checks[0].ok}
+    if len(found) > 1:
+        console.print(f"replicas: {len(found) - len(down)} of {len(found)} reachable")
+    if len(down) == len(found):
+        raise fail("; ".join(f"cannot reach {url}: {detail}" for url, detail in down.items()))
+    missing = sorted({c.name for checks in found.values() if checks[0].ok for c in checks if c.required and not c.ok})
+    if missing or down:
+        lacks = [f"convsim needs what this endpoint lacks: {', '.join(missing)}"] if missing else []
+        console.print("error: " + redact("; ".join([*lacks, *(f"cannot reach {url}: {d}" for url, d in down.items())])))
         raise typer.Exit(1)

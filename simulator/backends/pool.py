@@ -1,0 +1,236 @@
+"""Replicas of one model behind one backend: balanced, ejected while failing, readmitted when back.
+
+Each request goes to the healthy replica with the fewest requests in flight (ties in turn). A
+replica that fails ``eject_after`` times in a row with a connection error, a timeout or a 5xx
+answer is ejected: it gets no requests, and is probed in the background (``GET /v1/models``,
+with backoff) until it serves the model again. A request that failed on a replica with an error
+worth retrying goes to another replica at once, and waits (backoff with full jitter) only after
+every healthy replica failed it; the pool holds the retry budget. A context overflow, or a 4xx
+that retrying cannot cure, is raised at once, as :class:`HttpBackend` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from simulator.backends.base import BackendError, ChatRequest, ChatResult
+from simulator.backends.http import HttpBackend
+
+__all__ = ["ReplicaPool", "ReplicaStats", "served_models"]
+
+
+def served_models(listing: Any) -> list[str]:
+    """The model ids in an OpenAI ``/v1/models`` answer."""
+    entries = listing.get("data", []) if isinstance(listing, dict) else []
+    return [str(m.get("id")) for m in entries if isinstance(m, dict)]
+
+
+class ReplicaStats(BaseModel):
+    """What one replica did: attempts sent to it, failures, ejections, and whether it is in the pool now."""
+
+    base_url: str
+    healthy: bool
+    requests: int
+    failures: int
+    ejections: int
+    last_error: str | None
+
+
+class _Replica:
+    def __init__(self, backend: HttpBackend, index: int) -> None:
+        self.backend = backend
+        self.index = index
+        self.in_flight = 0
+        self.in_a_row = 0  # connection errors, timeouts and 5xx since the last success
+        self.requests = 0
+        self.failures = 0
+        self.ejections = 0
+        self.last_error: BackendError | None = None
+        self.probe: asyncio.Task[None] | None = None  # set while ejected
+
+    @property
+    def healthy(self) -> bool:
+        return self.probe is None
+
+
+class ReplicaPool:
+    """Chat completions over several replicas of one model (a :class:`Backend`).
+
+    Args:
+        replicas: one client per replica (the pool sends single attempts and retries itself).
+        timeout: the per-request timeout; also how long a request waits for a replica to
+            recover when every one is ejected.
+        max_retries: attempts after the first, over all replicas.
+        backoff: the mean wait before a new round of attempts, doubling up to ``max_backoff``.
+        eject_after: failures in a row (connection, timeout, 5xx) that eject a replica.
+        probe_interval: seconds before an ejected replica's first probe; doubles up to
+            ``max_probe_interval``.
+    """
+
+    def __init__(
+        self,
+        replicas: Sequence[HttpBackend],
+        *,
+        timeout: float,
+        max_retries: int = 6,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        eject_after: int = 3,
+        probe_interval: float = 1.0,
+        max_probe_interval: float = 15.0,
+    ) -> None:
+        if len(replicas) < 2 or any(r.model != replicas[0].model for r in replicas):
+            raise ValueError("a pool needs two or more replicas of one model")
+        self.model = replicas[0].model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.eject_after = eject_after
+        self.probe_interval = probe_interval
+        self.max_probe_interval = max_probe_interval
+        self._replicas = [_Replica(backend, index) for index, backend in enumerate(replicas)]
+        self._turn = 0  # the replica that wins the next tie
+        self._recovered = asyncio.Condition()
+        self._last_ejection: BackendError | None = None
+
+    @property
+    def name(self) -> str:
+        """``model@url1,url2,...``."""
+        return f"{self.model}@{','.join(r.backend.base_url for r in self._replicas)}"
+
+    @property
+    def backends(self) -> tuple[HttpBackend, ...]:
+        """The replicas' clients, in the order given."""
+        return tuple(r.backend for r in self._replicas)
+
+    def stats(self) -> list[ReplicaStats]:
+        """Each replica's counts and health, in the order given."""
+        return [
+            ReplicaStats(
+                base_url=r.backend.base_url,
+                healthy=r.healthy,
+                requests=r.requests,
+                failures=r.failures,
+                ejections=r.ejections,
+                last_error=f"{r.last_error.kind}: {r.last_error.reason}" if r.last_error else None,
+            )
+            for r in self._replicas
+        ]
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Send one chat completion to the least busy healthy replica, retrying on the others.
+
+        Raises:
+            BackendError: after the last attempt (the last failure's kind and reason); at once for
+                a context overflow or a 4xx that retrying cannot cure; or when every replica stayed
+                ejected for ``timeout`` seconds (the reason names each replica and why).
+        """
+        started = time.perf_counter()
+        tried: set[_Replica] = set()
+        for attempt in range(self.max_retries + 1):
+            replica = await self._choose(tried)
+            tried.add(replica)
+            replica.in_flight += 1
+            replica.requests += 1
+            try:
+                result = await replica.backend.attempt(request)
+            except BackendError as exc:
+                failure = exc
+            else:
+                replica.in_a_row = 0
+                return result.model_copy(update={"attempts": attempt + 1, "latency_s": time.perf_counter() - started})
+            finally:
+                replica.in_flight -= 1
+            if not failure.retryable:
+                raise failure
+            self._failed(replica, failure)
+            if attempt == self.max_retries:
+                raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)") from None
+            if not any(r.healthy and r not in tried for r in self._replicas):  # a round is over
+                tried.clear()
+                delay = failure.retry_after
+                if delay is None:
+                    delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+                await asyncio.sleep(min(delay, self.max_backoff))
+        raise AssertionError("unreachable")
+
+    def eject(self, backend: HttpBackend, error: BackendError) -> None:
+        """Take a replica out of the pool until a probe finds it serving the model again."""
+        replica = next(r for r in self._replicas if r.backend is backend)
+        replica.last_error = error
+        if replica.healthy:
+            replica.ejections += 1
+            replica.probe = asyncio.create_task(self._probe(replica))
+            self._last_ejection = error
+
+    def _failed(self, replica: _Replica, error: BackendError) -> None:
+        replica.failures += 1
+        replica.last_error = error
+        if error.kind in ("connection", "timeout") or (error.status or 0) >= 500:
+            replica.in_a_row += 1
+            if replica.in_a_row >= self.eject_after:
+                self.eject(replica.backend, error)
+
+    async def _choose(self, tried: set[_Replica]) -> _Replica:
+        if not any(r.healthy for r in self._replicas):
+            try:
+                async with asyncio.timeout(self.timeout), self._recovered:
+                    await self._recovered.wait_for(lambda: any(r.healthy for r in self._replicas))
+            except TimeoutError:
+                raise self._all_ejected() from None
+        healthy = [r for r in self._replicas if r.healthy]
+        candidates = [r for r in healthy if r not in tried] or healthy
+        count = len(self._replicas)
+        chosen = min(candidates, key=lambda r: (r.in_flight, (r.index - self._turn) % count))
+        self._turn = chosen.index + 1
+        return chosen
+
+    def _all_ejected(self) -> BackendError:
+        why = "; ".join(
+            f"{r.backend.base_url}: {r.last_error.kind}: {r.last_error.reason}" if r.last_error else r.backend.base_url
+            for r in self._replicas
+        )
+        kind = self._last_ejection.kind if self._last_ejection else "connection"
+        return BackendError(
+            kind, f"no replica of {self.model} recovered within {self.timeout:g}s; all are ejected ({why})"
+        )
+
+    async def _probe(self, replica: _Replica) -> None:
+        delay = self.probe_interval
+        while True:
+            await asyncio.sleep(delay)
+            if await self._serves_model(replica.backend):
+                break
+            delay = min(delay * 2, self.max_probe_interval)
+        replica.probe = None
+        replica.in_a_row = 0
+        async with self._recovered:
+            self._recovered.notify_all()
+
+    async def _serves_model(self, backend: HttpBackend) -> bool:
+        try:
+            return self.model in served_models(await backend.get_json("/models"))
+        except BackendError:
+            return False
+
+    async def server_metrics(self) -> str | None:
+        """The ``/metrics`` texts of the healthy replicas, joined (so that their gauges add up), or None."""
+        texts = await asyncio.gather(*(r.backend.server_metrics() for r in self._replicas if r.healthy))
+        found = [text for text in texts if text is not None]
+        return "\n".join(found) if found else None
+
+    async def aclose(self) -> None:
+        """Stop the probes and close every replica's connections."""
+        probes = [r.probe for r in self._replicas if r.probe is not None]
+        for probe in probes:
+            probe.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
+        for replica in self._replicas:
+            await replica.backend.aclose()
