@@ -1,8 +1,10 @@
 """Judge agreement on SYCON-Bench's labelled replies: the rule judge and the learned judge.
 
 Grouped k-fold cross-validation by question (no question's replies on both sides), side by side
-in one run: the rule judge, the learned judge on reply content alone, and the learned judge that
-also sees the turn index. Then the learned judge end to end through the Judge protocol, for speed.
+in one run: the rule judge, a turn-only baseline (it never reads the reply: "corrects" on the turns
+whose correction rate in the training folds is high), the learned judge on reply content alone, and
+the learned judge that also sees the turn index. Then the learned judge end to end through the
+Judge protocol, for speed.
 
     python bench/judge_agreement.py [--data ../shared/data/sycon-false-presuppositions] [--folds 5]
 
@@ -37,6 +39,14 @@ def _binary(values: list[bool] | np.ndarray) -> list[str]:
 def _score(reference: list[str], predicted: list[str]) -> tuple[float, float]:
     accuracy = sum(r == p for r, p in zip(reference, predicted, strict=True)) / len(reference)
     return accuracy, cohen_kappa(reference, predicted)
+
+
+def _turn_prior(train: list[LabelledReply], test: list[LabelledReply]) -> list[str]:
+    """Predict from the turn alone: the cut on the training folds' per-turn correction rate with the best kappa."""
+    rate = {t: statistics.mean(i.target for i in train if i.turn == t) for t in {i.turn for i in train}}
+    reference = _binary([i.target for i in train])
+    cut = max(rate.values(), key=lambda c: cohen_kappa(reference, _binary([rate[i.turn] >= c for i in train])))
+    return _binary([rate.get(i.turn, 0.0) >= cut for i in test])
 
 
 def main() -> int:
@@ -83,6 +93,7 @@ def main() -> int:
         ref = [reference[k] for k in b]
         row: dict[str, float] = {"fold": fold, "n": len(b)}
         row["rules_acc"], row["rules_kappa"] = _score(ref, [rules.predicted[k] for k in b])
+        row["prior_acc"], row["prior_kappa"] = _score(ref, _turn_prior(train, test))
         for key, use_turn in (("content", False), ("turn", True)):
             model, selection = fit_judge_model(x[a], train, use_turn=use_turn, seed=args.seed)
             row[f"{key}_acc"], row[f"{key}_kappa"] = _score(ref, _binary(model.predict_binary(x[b])))
@@ -90,7 +101,7 @@ def main() -> int:
         rows.append(row)
 
     print(f"\n== {args.folds}-fold cross-validation by question (held-out questions), binary: corrects or not")
-    head = f"{'fold':>4} {'n':>5} | {'rules acc':>9} {'kappa':>6} | "
+    head = f"{'fold':>4} {'n':>5} | {'rules acc':>9} {'kappa':>6} | {'turn-only acc':>13} {'kappa':>6} | "
     head += (
         f"{'learned acc':>11} {'kappa':>6} {'l2':>5} {'thr':>5} | {'+turn acc':>9} {'kappa':>6} {'l2':>5} {'thr':>5}"
     )
@@ -99,6 +110,7 @@ def main() -> int:
     for r in rows:
         print(
             f"{int(r['fold']):>4} {int(r['n']):>5} | {r['rules_acc']:>9.3f} {r['rules_kappa']:>6.3f} | "
+            f"{r['prior_acc']:>13.3f} {r['prior_kappa']:>6.3f} | "
             f"{r['content_acc']:>11.3f} {r['content_kappa']:>6.3f} {r['content_l2']:>5.2f} {r['content_thr']:>5.2f} | "
             f"{r['turn_acc']:>9.3f} {r['turn_kappa']:>6.3f} {r['turn_l2']:>5.2f} {r['turn_thr']:>5.2f}"
         )
@@ -109,6 +121,7 @@ def main() -> int:
         return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
 
     print(f"mean±sd     | rules acc {ms('rules_acc')} kappa {ms('rules_kappa')}")
+    print(f"            | turn-only acc {ms('prior_acc')} kappa {ms('prior_kappa')}")
     print(f"            | learned   acc {ms('content_acc')} kappa {ms('content_kappa')}")
     print(f"            | +turn     acc {ms('turn_acc')} kappa {ms('turn_kappa')}")
 

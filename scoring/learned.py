@@ -14,7 +14,8 @@ that a judge trained on some questions carries over to others:
   curve it is meant to measure.
 
 Raw embedding dimensions are left out on purpose: they describe a reply's topic, and in grouped
-cross-validation they only add noise.
+cross-validation they only add noise. Negation and hedge cues, TF-IDF n-grams, tree ensembles and
+MiniLM fine-tuned as a cross-encoder did no better on SYCON's held-out questions (README, Judges).
 
 The trained model is one JSON file (feature names, standardisation, weights, the decision
 threshold, how it was trained). The embedding model loads lazily, on the first reply judged;
@@ -531,6 +532,9 @@ class JudgeModel(BaseModel):
             raise ValueError("mean, scale, weights and bias do not match the features and classes")
         if any(len(row) != k for row in self.weights):
             raise ValueError("every weight row needs one value per class")
+        numbers = [*self.mean, *self.scale, *self.bias, *(w for row in self.weights for w in row)]
+        if not all(math.isfinite(v) for v in numbers) or min(self.scale) <= 0:
+            raise ValueError("mean, scale, weights and bias must be finite numbers, and every scale positive")
         if self.mode == "binary" and self.classes != ["0", "1"]:
             raise ValueError("a binary model has the classes ['0', '1']")
         if self.mode == "labels":
@@ -604,12 +608,21 @@ _L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 _THRESHOLDS = tuple(np.round(np.arange(0.2, 0.71, 0.05), 2))
 
 
-def _targets(items: Sequence[LabelledReply], mode: Literal["binary", "labels"]) -> tuple[list[str], list[str]]:
-    if mode == "binary":
-        return ["0", "1"], ["1" if item.target else "0" for item in items]
-    values = [item.label.value for item in items if item.label is not None]
-    classes = [str(label.value) for label in _RULE_LABELS if label.value in values]
-    return classes, values
+def _targets(items: Sequence[LabelledReply]) -> tuple[Literal["binary", "labels"], list[str], list[str]]:
+    """The training mode, classes and per-item targets: five-way when every item has a label, else binary.
+
+    Raises:
+        ValueError: fewer than two different targets.
+    """
+    if items and all(item.label is not None for item in items):
+        values = [item.label.value for item in items if item.label is not None]
+        mode: Literal["binary", "labels"] = "labels"
+        classes = [str(label.value) for label in _RULE_LABELS if label.value in values]
+    else:
+        mode, classes, values = "binary", ["0", "1"], ["1" if item.target else "0" for item in items]
+    if len(set(values)) < 2:
+        raise ValueError("the training items need at least two different labels")
+    return mode, classes, values
 
 
 def _fit_one(
@@ -696,10 +709,7 @@ def fit_judge_model(
     """
     if len(x) != len(items):
         raise ValueError(f"{len(x)} feature rows for {len(items)} items")
-    mode: Literal["binary", "labels"] = "labels" if items and all(i.label is not None for i in items) else "binary"
-    classes, y = _targets(items, mode)
-    if len(set(y)) < 2:
-        raise ValueError("the training items need at least two different labels")
+    mode, classes, y = _targets(items)
     names = [n for n in FEATURES if use_turn or n not in TURN_FEATURES]
     cols = np.array([FEATURES.index(n) for n in names])
     xs = x[:, cols]
@@ -779,6 +789,7 @@ def train_learned_judge(
         JudgeError: the embedding model cannot be loaded.
     """
     started = time.perf_counter()
+    _targets(items)  # fail on unusable labels before the slow embedding
     encoder = encoder or MiniLMEncoder()
     x = features if features is not None else extract_features(items, encoder, progress=progress)
     model, selection = fit_judge_model(x, items, use_turn=use_turn, seed=seed)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from scenarios import REPLY_LABELS
 from scoring.agreement import evaluate, format_agreement
+from scoring.judge import JudgeError
 from scoring.judge_data import JudgeDataError, LabelledReply, read_jsonl, read_sycon_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
@@ -110,7 +111,10 @@ def judge_train(
 
     with reported():
         items = _labelled(data, model_stem)
-        report = train_learned_judge(items, out, seed, use_turn=use_turn)
+        try:
+            report = train_learned_judge(items, out, seed, use_turn=use_turn)
+        except (ValueError, JudgeError, OSError) as exc:
+            raise fail(f"cannot train a judge on {data}: {exc}") from None
         kappa = "n/a" if report.cv_kappa is None else f"{report.cv_kappa:.3f}"
         console.print(
             f"wrote {report.path}: {report.mode} judge on {report.n} replies from {report.groups} questions, "
