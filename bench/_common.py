@@ -120,6 +120,7 @@ def convsim_config(
     out: Path,
     max_tokens: int = 256,
     personas: Sequence[str] = PERSISTENT_PERSONAS,
+    sample_seed: int = 0,
 ) -> Any:
     """A RunConfig of ``conversations`` scripted conversations of up to ``turns`` replies."""
     from simulator.backends.base import Sampling
@@ -136,6 +137,7 @@ def convsim_config(
         turns=turns,
         seeds=seeds,
         sample=conversations,
+        sample_seed=sample_seed,
         knowledge_check=False,
         concurrency=concurrency,
         out=out,

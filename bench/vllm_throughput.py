@@ -28,7 +28,10 @@ Run: ``python bench/vllm_throughput.py`` (starts vLLM on the tiny demo model wit
 ``--auto`` also runs convsim with ``concurrency: auto`` (:mod:`simulator.limiter`: the number of
 conversations in flight follows vLLM's queue instead of ``--concurrency``), on the same conversations.
 
-The ratio convsim / vllm bench is printed last. ``--repeat`` alternates the runs and shows medians.
+Every run (each client, each round) gets other conversations (``sample_seed``) or other random
+prompts (``--seed``), so that no run finds its prompts in the prefix cache, left by a run before.
+The ratios are printed last: the median of each round's ratio (``--repeat`` rounds, the order of
+the clients rotating from round to round).
 """
 
 from __future__ import annotations
@@ -84,14 +87,18 @@ def hit_rate(before: dict[str, float], after: dict[str, float]) -> tuple[float, 
     return (hits / queries if queries else float("nan")), queries
 
 
-def run_convsim(url: str, root: str, args: argparse.Namespace, out: Path, concurrency: int | str) -> dict[str, Any]:
+def run_convsim(
+    url: str, root: str, args: argparse.Namespace, out: Path, concurrency: int | str, draw: int
+) -> dict[str, Any]:
+    """One convsim batch; ``draw`` picks which conversations (every run gets other ones, so that no
+    run finds the previous run's prompts in vLLM's prefix cache)."""
     from simulator import run as run_module
     from simulator.roles import open_roles
     from simulator.run import execute, prepare
 
     config = convsim_config(
         url, args.model, conversations=args.conversations, turns=args.turns, concurrency=concurrency,  # type: ignore[arg-type]
-        out=out, max_tokens=args.max_tokens,
+        out=out, max_tokens=args.max_tokens, sample_seed=draw,
     )  # fmt: skip
     limits: list[Any] = []  # with concurrency auto: the limit, to report how far it went
     choose = run_module.adaptive_limits
@@ -107,7 +114,7 @@ def run_convsim(url: str, root: str, args: argparse.Namespace, out: Path, concur
     else:
         from simulator.replay import prepare_replay
 
-        prepared = prepare_replay(fixed_scripts(args, out.parent / f"scripts-{out.name}"), config)
+        prepared = prepare_replay(fixed_scripts(args, out.parent / f"scripts-{out.name}", draw), config)
 
     async def go() -> None:
         roles = open_roles(config)
@@ -142,7 +149,7 @@ def run_convsim(url: str, root: str, args: argparse.Namespace, out: Path, concur
     }  # fmt: skip
 
 
-def fixed_scripts(args: argparse.Namespace, folder: Path) -> Path:
+def fixed_scripts(args: argparse.Namespace, folder: Path, draw: int) -> Path:
     """A run folder whose conversations all have ``--turns`` user turns (against an instant server)."""
     from _common import instant_server
 
@@ -152,7 +159,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path) -> Path:
     with instant_server(None, [args.model]) as url:
         config = convsim_config(
             url, args.model, conversations=args.conversations, turns=args.turns, concurrency=args.concurrency,
-            out=folder, max_tokens=args.max_tokens,
+            out=folder, max_tokens=args.max_tokens, sample_seed=draw,
         )  # fmt: skip
         prepared = prepare(config)
 
@@ -169,7 +176,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path) -> Path:
 
 
 def run_vllm_bench(
-    python: str, root: str, args: argparse.Namespace, shape: dict[str, Any], *, matched_prefix: bool
+    python: str, root: str, args: argparse.Namespace, shape: dict[str, Any], *, matched_prefix: bool, draw: int
 ) -> dict[str, Any]:
     """``vllm bench serve`` shaped like convsim's batch; ``matched_prefix``: a shared prompt prefix as
     long as the share of convsim's prompt tokens that hit the prefix cache, so both prefill alike."""
@@ -186,7 +193,7 @@ def run_vllm_bench(
         "--dataset-name", "random", "--random-input-len", str(input_len - prefix_len),
         "--random-prefix-len", str(prefix_len), "--random-output-len", str(output_len),
         "--num-prompts", str(requests), "--max-concurrency", str(args.concurrency), "--ignore-eos",
-        "--temperature", "0", "--disable-tqdm", "--seed", "0",
+        "--temperature", "0", "--disable-tqdm", "--seed", str(draw),
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     before = metrics(root)
@@ -257,23 +264,30 @@ def main() -> int:
     if args.auto:
         runs[auto] = []
     with tempfile.TemporaryDirectory(prefix="convsim-vllm-") as tmp, server(args) as (url, root, python):
+        # the first round measures convsim first (vllm bench is shaped after it); later rounds
+        # rotate the order, so that no client always runs when the machine is busiest
+        shape: dict[str, Any] | None = None
+        draw = 0
         for round_ in range(args.repeat):
-            out = Path(tmp) / f"convsim-{round_}"
-            mine = run_convsim(url, root, args, out, args.concurrency)
-            runs["convsim"].append(mine)
-            print(f"round {round_ + 1} convsim: {mine['completion_tokens']} tokens in {mine['seconds']:.1f} s, "
-                  f"{mine['requests']} requests, statuses {mine['statuses']}", file=sys.stderr)  # fmt: skip
-            if args.auto:
-                adaptive = run_convsim(url, root, args, Path(tmp) / f"auto-{round_}", "auto")
-                runs[auto].append(adaptive)
-                tokens, seconds, peak = adaptive["completion_tokens"], adaptive["seconds"], adaptive["peak"]
-                print(f"round {round_ + 1} {auto}: {tokens} tokens in {seconds:.1f} s, at most {peak} in flight",
-                      file=sys.stderr)  # fmt: skip
-            for name in (plain, prefixed):
-                theirs = run_vllm_bench(python, root, args, mine, matched_prefix=name == prefixed)
-                runs[name].append(theirs)
-                print(f"round {round_ + 1} {name}: {theirs['completion_tokens']} tokens in "
-                      f"{theirs['seconds']:.1f} s", file=sys.stderr)  # fmt: skip
+            order = list(runs)
+            order = order[round_ % len(order) :] + order[: round_ % len(order)]
+            for name in order:
+                draw += 1  # other conversations, other random prompts: nothing left in the cache by a run before
+                if name == "convsim" or name == auto:
+                    concurrency = "auto" if name == auto else args.concurrency
+                    folder = Path(tmp) / f"{name}-{round_}".replace(" ", "")
+                    result = run_convsim(url, root, args, folder, concurrency, draw)
+                    shape = shape or result
+                    detail = f"{result['requests']} requests, statuses {result['statuses']}"
+                    if name == auto:
+                        detail += f", at most {result['peak']} in flight"
+                else:
+                    assert shape is not None
+                    result = run_vllm_bench(python, root, args, shape, matched_prefix=name == prefixed, draw=draw)
+                    detail = f"{result['requests']} requests"
+                runs[name].append(result)
+                print(f"round {round_ + 1} {name}: {result['completion_tokens']} tokens in {result['seconds']:.1f} s, "
+                      f"{detail}", file=sys.stderr)  # fmt: skip
     rows = []
     for name, results in runs.items():
         first = results[0]
@@ -291,14 +305,20 @@ def main() -> int:
     headers = ("client", "requests", "prompt tok", "output tok", "seconds", "output tok/s", "prefix-cache hits")
     print(table(headers, rows))
     print()
-    mine_tps = median([r["output_tps"] for r in runs["convsim"]])
+
+    # ratios within each round (runs minutes apart), then their median: steadier than a ratio of
+    # medians when other work on the machine comes and goes
+    def ratio(a: str, b: str) -> str:
+        each = [x["output_tps"] / y["output_tps"] for x, y in zip(runs[a], runs[b], strict=True)]
+        rounds = ", ".join(f"{r:.2f}" for r in each)
+        return f"x{median(each):.2f}" + (f" (rounds: {rounds})" if len(each) > 1 else "")
+
     for name in (plain, prefixed):
-        theirs_tps = median([r["output_tps"] for r in runs[name]])
-        print(f"convsim / {name}: output tokens/s x{mine_tps / theirs_tps:.2f}")
+        print(f"convsim / {name}: output tokens/s {ratio('convsim', name)}")
     if args.auto:
-        auto_tps = median([r["output_tps"] for r in runs[auto]])
-        print(f"{auto} / convsim at {args.concurrency}: output tokens/s x{auto_tps / mine_tps:.2f} "
-              f"(at most {max(r['peak'] for r in runs[auto])} conversations in flight)")  # fmt: skip
+        peak = max(r["peak"] for r in runs[auto])
+        print(f"{auto} / convsim at {args.concurrency}: output tokens/s {ratio(auto, 'convsim')}; "
+              f"at most {peak} conversations in flight")  # fmt: skip
     rate = median([r["hit_rate"] for r in runs["convsim"]])
     print(f"prefix-cache hit rate during convsim's batch: {rate:.1%} of prompt tokens")
     return 0
