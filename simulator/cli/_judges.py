@@ -11,12 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from scenarios import REPLY_LABELS
-from scoring.agreement import evaluate, format_agreement
 from scoring.judge import JudgeError
 from scoring.judge_data import JudgeDataError, LabelledReply, read_jsonl, read_sycon_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
-from simulator.rescore import rescore, slug
 from simulator.roles import judge_identity, make_judge
 
 console = Console(stderr=True, soft_wrap=True)
@@ -39,6 +37,8 @@ def score(
     concurrency: Annotated[int, typer.Option(help="Replies judged at once.")] = 16,
 ) -> None:
     """Re-judge every reply of a run; write RUN/scores/JUDGE.jsonl and report where the judges disagree."""
+    from simulator.rescore import rescore, slug  # with pandas: imported when the command runs, not at start-up
+
     with reported():
         config = _config(judge, judge_model, judge_target)
         name = judge_identity(config)
@@ -83,6 +83,8 @@ def judge_eval(
     concurrency: Annotated[int, typer.Option(help="Replies judged at once.")] = 16,
 ) -> None:
     """Accuracy, Cohen's kappa and the confusion matrix of a judge against labelled replies."""
+    from scoring.agreement import evaluate, format_agreement
+
     with reported():
         items = _labelled(data, model_stem)
 
