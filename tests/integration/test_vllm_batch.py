@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from scenarios import Status
-from simulator import ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
+from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
 from simulator.doctor import prometheus_total
 from simulator.vllm_server import VllmServer
 
@@ -172,3 +172,13 @@ def test_model_driven_user_and_llm_judge_on_vllm(vllm_server: VllmServer, tmp_pa
             assert turn.content and turn.user_state is not None and turn.fidelity is not None
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"target:smollm2", "judge", "user"} <= set(manifest["servers"])
+
+
+async def test_a_prompt_past_the_context_is_context_overflow_at_once(vllm_server: VllmServer) -> None:
+    """vLLM's own 400 for a prompt longer than --max-model-len is read as a context overflow: no retry."""
+    client = HttpBackend(vllm_server.base_url, "smollm2", max_retries=3)
+    with pytest.raises(BackendError) as caught:
+        await client.chat(ask("word " * 6000, sampling=Sampling(max_tokens=8)))  # > 4096 tokens
+    await client.aclose()
+    assert caught.value.kind == "context_overflow" and not caught.value.retryable, caught.value.reason
+    assert "after" not in caught.value.reason  # one attempt: the reason is vLLM's own message

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# One benchmark from a fresh clone: install (with the benchmark's contenders), then run it.
+#   bash scripts/bench.sh overhead|vllm_throughput|embedded_batching|memory|analysis_scale|judge_agreement [ARGS...]
+# ARGS go to the script (for example --target http://gpu:8000/v1 --model NAME).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?"usage: bash scripts/bench.sh NAME [ARGS...] (NAME: one of $(cd bench && ls [a-z]*.py | sed 's/\.py$//' | tr '\n' ' '))"}
+shift
+[ -f "bench/$name.py" ] || { echo "error: no benchmark bench/$name.py" >&2; exit 2; }
+bash scripts/setup.sh
+# inspect_ai and the openai client are contenders in bench/overhead.py; pyinstrument profiles convsim.
+.venv/bin/pip install -q -e ".[bench]" 2> >(grep -v "^WARNING: Location" >&2)
+if [ "$name" = vllm_throughput ] && [ -z "${CONVSIM_VLLM_PYTHON:-}" ]; then
+  CONVSIM_VLLM_PYTHON=$(bash scripts/vllm-env.sh)
+  export CONVSIM_VLLM_PYTHON
+fi
+exec .venv/bin/python "bench/$name.py" "$@"
