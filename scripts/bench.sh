@@ -4,9 +4,13 @@
 # ARGS go to the script (for example --target http://gpu:8000/v1 --model NAME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?"usage: bash scripts/bench.sh NAME [ARGS...] (NAME: one of $(cd bench && ls [a-z]*.py | sed 's/\.py$//' | tr '\n' ' '))"}
+names="overhead vllm_throughput embedded_batching memory analysis_scale judge_agreement"
+name=${1:-}
+if [[ " $names " != *" $name "* ]]; then
+  echo "usage: bash scripts/bench.sh NAME [ARGS...]; NAME is one of: $names" >&2
+  exit 2
+fi
 shift
-[ -f "bench/$name.py" ] || { echo "error: no benchmark bench/$name.py" >&2; exit 2; }
 bash scripts/setup.sh
 # inspect_ai and the openai client are contenders in bench/overhead.py; pyinstrument profiles convsim.
 .venv/bin/pip install -q -e ".[bench]" 2> >(grep -v "^WARNING: Location" >&2)
