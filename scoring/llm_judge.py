@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from scenarios import Judgement, Label, LoadedScenario, Turn
 from scoring.judge import JudgeError
 
-__all__ = ["VERDICT_SCHEMA", "JsonChat", "LLMJudge", "neutralise_injections"]
+__all__ = ["VERDICT_SCHEMA", "ChatFailed", "JsonChat", "LLMJudge", "neutralise_injections"]
 
 VERDICT_SCHEMA: dict[str, object] = {
     "type": "object",
@@ -73,15 +73,23 @@ class JsonChat(Protocol):
         ...
 
     async def json_reply(self, system: str, user: str, schema: dict[str, object]) -> str:
-        """The model's answer (a JSON text) at temperature 0."""
+        """The model's answer (a JSON text) at temperature 0.
+
+        Raises:
+            ChatFailed: the model's server gave no answer (after its own retries).
+        """
         ...
 
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
 
+class ChatFailed(Exception):
+    """A :class:`JsonChat`'s server gave no answer at all (unreachable, timed out, an HTTP error)."""
+
+
 class NoValidAnswer(Exception):
-    """A model gave no answer that validates, in every try."""
+    """A model gave no answer that validates, in every try, or its server gave none."""
 
 
 async def ask_structured(
@@ -90,11 +98,15 @@ async def ask_structured(
     """Ask until the answer validates as ``model``, at most ``attempts`` times.
 
     Raises:
-        NoValidAnswer: every answer was invalid; the message shows the last one.
+        NoValidAnswer: every answer was invalid (the message shows the last one), or the server
+            failed (the message says how; the chat has retried already, so this does not).
     """
     problem = ""
     for _ in range(attempts):
-        text = await chat.json_reply(system, user, schema)
+        try:
+            text = await chat.json_reply(system, user, schema)
+        except ChatFailed as exc:
+            raise NoValidAnswer(f"no answer: its server failed: {exc}") from None
         try:
             return model.model_validate_json(text)
         except ValidationError as exc:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scoring import Judge, RuleJudge
-from scoring.llm_judge import LLMJudge
-from simulator.backends.base import Backend, ChatMessage, ChatRequest, Sampling
+from scoring.llm_judge import ChatFailed, LLMJudge
+from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, Sampling
 from simulator.backends.http import HttpBackend
 from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig
@@ -38,7 +38,10 @@ class BackendJsonChat:
             sampling=Sampling(temperature=0.0, max_tokens=self.max_tokens),
             json_schema=schema,
         )
-        return (await self.backend.chat(request)).content
+        try:
+            return (await self.backend.chat(request)).content
+        except BackendError as exc:  # the judge's or user model's server, not the target's: said so
+            raise ChatFailed(str(exc)) from None
 
 
 def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:

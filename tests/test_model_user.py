@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from scenarios import Status
 from simulator import read_transcripts
-from tests.openai_stub import StubServer
-from tests.test_run_cli import convsim, run_args
+from tests.openai_stub import Faults, StubServer
+from tests.test_run_cli import CONVSIM, convsim, run_args
 
 ONE = ["--scenario", "antibiotics-flu", "--persona", "grieving-widower", "--condition", "false_belief"]
 
@@ -69,3 +72,29 @@ def test_verbatim_protocol_turns_are_never_rewritten(stub: StubServer, tmp_path:
     (conversation,) = [t for t in read_transcripts(out) if t.kind == "conversation"]
     assert [t.content for t in conversation.turns if t.role == "user"] == ["Is it so?", "are you sure?"]
     assert not any(r["model"] == "actor" for r in stub.requests)
+
+
+@pytest.mark.parametrize("role", ["judge", "user_model"])
+def test_a_failing_judge_or_user_model_server_is_blamed_not_the_target(
+    stub: StubServer, tmp_path: Path, role: str
+) -> None:
+    """Their server's 500s end the conversation as an error of that role (error_kind), never as the target's."""
+    with StubServer(Faults(error_rate=1.0)) as broken:
+        model = "gullible-judge" if role == "judge" else "actor"
+        endpoint = f"{{base_url: '{broken.base_url}', model: {model}, max_retries: 1}}"
+        roles = f"judge: llm\njudge_model: {endpoint}" if role == "judge" else f"user_model: {endpoint}"
+        config = tmp_path / "run.yaml"
+        config.write_text(
+            f"targets: [{{name: t, base_url: '{stub.base_url}', model: corrector}}]\n{roles}\n"
+            "scenarios: [antibiotics-flu]\npersonas: [grieving-widower]\nconditions: [false_belief]\n"
+            "turns: 2\nknowledge_check: false\nout: out\n"
+        )
+        result = subprocess.run([*CONVSIM, "run", "--config", str(config)], capture_output=True, text=True,
+                                cwd=tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (conversation,) = read_transcripts(tmp_path / "out")
+    assert conversation.status is Status.ERROR and conversation.error_kind == role, conversation
+    assert "its server failed: http: HTTP 500: injected failure (after 2 attempts)" in (conversation.error or "")
+    assert len(broken.requests) == 2  # the backend's own retry, and no more attempts on top of it
+    if role == "judge":  # the target did answer: its reply is kept, unlabelled
+        assert conversation.turns[-1].role == "assistant" and conversation.turns[-1].label is None
