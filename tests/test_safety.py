@@ -177,7 +177,8 @@ def test_hostile_judge_and_target_names_write_only_inside_the_run(
     assert len(scores) == 2 * len(judges) and all(name.startswith("llm_") for name in scores), scores
     result = runner.invoke(app, ["score", str(run), "--judge", "llm", "--judge-model", "not-served/../../x",
                                  "--judge-target", stub.base_url])  # fmt: skip
-    assert result.exit_code == 2 and result.stderr.startswith("error: a request failed (http): HTTP 404"), result.output
+    assert result.exit_code == 2 and result.stderr.startswith("error: "), result.output
+    assert "does not serve model 'not-served/../../x' (judge)" in result.stderr  # asked before judging anything
     assert runner.invoke(app, ["score", str(run), "--judge", "learned:../../../escaped"]).exit_code == 2
 
     codes = []

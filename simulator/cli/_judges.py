@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,11 +13,12 @@ from rich.console import Console
 from rich.table import Table
 
 from scenarios import REPLY_LABELS
-from scoring.judge import JudgeError
+from scoring.judge import Judge, JudgeError
 from scoring.judge_data import JudgeDataError, LabelledReply, read_jsonl, read_sycon_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
-from simulator.roles import judge_identity, make_judge
+from simulator.roles import Roles, judge_identity, make_judge
+from simulator.run import check_servers
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -27,6 +30,19 @@ JudgeTargetOption = Annotated[str | None, typer.Option(help="The LLM judge's ser
 def _config(judge: str, judge_model: str | None, judge_target: str | None) -> RunConfig:
     endpoint = Endpoint(base_url=judge_target, model=judge_model) if judge_model else None
     return RunConfig(judge=judge, judge_model=endpoint)
+
+
+@asynccontextmanager
+async def _judge(config: RunConfig, cache: Path | None = None) -> AsyncIterator[Judge]:
+    """The judge ``config`` names, its server asked first whether it serves the judge's model."""
+    chosen, backend = make_judge(config, cache_file=cache)
+    try:
+        if backend is not None:
+            await check_servers(Roles({}, chosen, backend), config)
+        yield chosen
+    finally:
+        if backend is not None:
+            await backend.aclose()
 
 
 def score(
@@ -47,12 +63,8 @@ def score(
             cache.parent.mkdir(parents=True, exist_ok=True)
 
         async def go() -> None:
-            chosen, backend = make_judge(config, cache_file=cache)
-            try:
+            async with _judge(config, cache) as chosen:
                 result = await rescore(run, chosen, name, concurrency=concurrency)
-            finally:
-                if backend is not None:
-                    await backend.aclose()
             console.print(f"{result.replies} replies judged by {result.judge} -> {result.output}")
             if result.failed:
                 console.print(f"[yellow]{result.failed} replies could not be judged (label null, see error)[/yellow]")
@@ -89,12 +101,8 @@ def judge_eval(
         items = _labelled(data, model_stem)
 
         async def go() -> str:
-            chosen, backend = make_judge(_config(judge, judge_model, judge_target))
-            try:
+            async with _judge(_config(judge, judge_model, judge_target)) as chosen:
                 return format_agreement(await evaluate(chosen, items, concurrency=concurrency))
-            finally:
-                if backend is not None:
-                    await backend.aclose()
 
         print(asyncio.run(go()))
 
