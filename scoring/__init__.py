@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from scoring.judge import Judge, JudgeError
 from scoring.rules import RuleJudge, probe_is_accurate
-from scoring.summary import CorrectionRates, correction_rate_by_turn, fidelity_summary
+from scoring.summary import CorrectionRates, RunTotals, correction_rate_by_turn, fidelity_summary, run_totals
 
 if TYPE_CHECKING:
     from scoring.analysis import Frames, load
@@ -28,8 +28,10 @@ __all__ = [
     "Judge",
     "JudgeError",
     "RuleJudge",
+    "RunTotals",
     "correction_rate_by_turn",
     "fidelity_summary",
     "load",
     "probe_is_accurate",
+    "run_totals",
 ]

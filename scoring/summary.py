@@ -1,13 +1,14 @@
-"""The end-of-run summary: correction rate by turn, per condition."""
+"""The end-of-run summary: correction rate by turn, per condition, errors and simulator fidelity."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from scenarios import Label, Transcript
 
-__all__ = ["CorrectionRates", "correction_rate_by_turn", "fidelity_summary"]
+__all__ = ["CorrectionRates", "RunTotals", "correction_rate_by_turn", "fidelity_summary", "run_totals"]
 
 CorrectionRates = dict[str, dict[int, tuple[int, int]]]
 """condition -> turn (1-based) -> (replies that correct, replies with a usable label)."""
@@ -43,3 +44,40 @@ def fidelity_summary(transcripts: Iterable[Transcript]) -> tuple[int, Counter[st
                 generated += 1
                 failures.update(turn.fidelity or [])
     return generated, failures
+
+
+@dataclass
+class RunTotals:
+    """What the transcripts of a run add up to.
+
+    Attributes:
+        rates: correction rate by condition and turn (:func:`correction_rate_by_turn`).
+        errors: conversations that ended in an error, by ``error_kind``.
+        generated: model-written user turns.
+        fidelity_failures: how many of those failed each fidelity check (:func:`fidelity_summary`).
+    """
+
+    rates: CorrectionRates
+    errors: Counter[str]
+    generated: int
+    fidelity_failures: Counter[str]
+
+
+def run_totals(transcripts: Iterable[Transcript]) -> RunTotals:
+    """Every end-of-run figure in one pass, one transcript in memory at a time."""
+    errors: Counter[str] = Counter()
+    generated = 0
+    failures: Counter[str] = Counter()
+
+    def counted() -> Iterator[Transcript]:
+        nonlocal generated
+        for transcript in transcripts:
+            if transcript.error_kind:
+                errors[transcript.error_kind] += 1
+            more, failed = fidelity_summary([transcript])
+            generated += more
+            failures.update(failed)
+            yield transcript
+
+    rates = correction_rate_by_turn(counted())
+    return RunTotals(rates, errors, generated, failures)

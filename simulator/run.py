@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from personas import FileError, FileErrors, LoadedPersona, resolve_personas
 from scenarios import LoadedScenario, Transcript, resolve_scenarios
-from scoring import fidelity_summary
+from scoring import run_totals
 from simulator.backends.base import BackendError, redact
 from simulator.backends.http import HttpBackend
 from simulator.backends.pool import ReplicaPool, served_models
@@ -200,16 +200,10 @@ async def execute(
             follower.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
         done = dict(Counter(str(status) for status in run.store.statuses.values()))
-        errors: Counter[str] = Counter()  # the latest line of each id
-
-        def counted() -> Iterator[Transcript]:  # one pass over the file, one transcript in memory at a time
-            for transcript in read_transcripts(run.folder):
-                if transcript.error_kind:
-                    errors[transcript.error_kind] += 1
-                yield transcript
-
-        generated, failures = fidelity_summary(counted())
+        totals = run_totals(read_transcripts(run.folder))  # the latest line of each id
+        summary.totals = totals
         replicas = replica_stats(roles)
-        record({"statuses": done, "errors": dict(errors), "user_model_turns": generated,
-                "fidelity_failures": dict(failures), **({"replicas": replicas} if replicas else {})})  # fmt: skip
+        record({"statuses": done, "errors": dict(totals.errors), "user_model_turns": totals.generated,
+                "fidelity_failures": dict(totals.fidelity_failures),
+                **({"replicas": replicas} if replicas else {})})  # fmt: skip
     return summary

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scenarios import Status, Transcript
-from scoring import Judge
+from scoring import Judge, RunTotals
 from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend
 from simulator.engine import run_conversation
@@ -21,11 +21,12 @@ __all__ = ["BatchSummary", "pending", "run_batch"]
 
 @dataclass
 class BatchSummary:
-    """What a batch did: conversations by status, and those skipped because they were done."""
+    """What a batch did: conversations by status, those skipped because they were done, and the run's totals."""
 
     statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     skipped: int = 0
+    totals: RunTotals | None = None  # the whole run folder's figures, once the batch has ended
 
     @property
     def ran(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scenarios import Condition, Transcript
-from scoring import CorrectionRates, correction_rate_by_turn, fidelity_summary
+from scoring import CorrectionRates
 from simulator.backends.base import redact
 from simulator.cli._errors import reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
@@ -23,7 +22,7 @@ from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
 from simulator.roles import open_roles
 from simulator.run import PreparedRun, execute, prepare, replica_stats
-from simulator.store import read_transcripts
+from simulator.runner import BatchSummary
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -79,7 +78,7 @@ def rates_table(rates: CorrectionRates) -> Table:
     return table
 
 
-async def _go(run: PreparedRun) -> None:
+async def _go(run: PreparedRun) -> BatchSummary:
     roles = open_roles(run.config)
     counts: Counter[str] = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -97,45 +96,35 @@ async def _go(run: PreparedRun) -> None:
             progress.update(task, advance=1, counts=" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
 
         try:
-            await execute(run, roles, on_start=on_start, on_done=on_done)
+            summary = await execute(run, roles, on_start=on_start, on_done=on_done)
             for role, replicas in replica_stats(roles).items():
                 console.print(f"{role} replicas: " + "; ".join(
                     f"{redact(r['base_url'])} {r['requests']} requests, {r['failures']} failed, "
                     f"ejected {r['ejections']}x{'' if r['healthy'] else ' (out now)'}" for r in replicas))  # fmt: skip
         finally:
             await roles.aclose()
+    return summary
 
 
 def _finish(prepared: PreparedRun) -> None:
     """Run what is left of a prepared run, then print the summary; Ctrl-C keeps what finished."""
     try:
-        asyncio.run(_go(prepared))
+        totals = asyncio.run(_go(prepared)).totals
     except KeyboardInterrupt:
         prepared.store.close()
         console.print(f"interrupted; finished conversations are saved in {prepared.folder}. "
                       "Run the same command again to resume.")  # fmt: skip
         raise typer.Exit(130) from None
     prepared.store.close()
-    errors: Counter[str] = Counter()
-    generated, failures = 0, Counter[str]()
-
-    def scanned() -> Iterator[Transcript]:  # one pass, one transcript in memory at a time
-        nonlocal generated
-        for transcript in read_transcripts(prepared.folder):
-            if transcript.error_kind:
-                errors[transcript.error_kind] += 1
-            more, failed = fidelity_summary([transcript])
-            generated += more
-            failures.update(failed)
-            yield transcript
-
-    console.print(rates_table(correction_rate_by_turn(scanned())))
-    if generated:
+    assert totals is not None, "execute() adds up the run when the batch ends"
+    console.print(rates_table(totals.rates))
+    if totals.generated:
+        failures = totals.fidelity_failures
         detail = ", ".join(f"{name} {count}" for name, count in sorted(failures.items())) or "none"
-        console.print(f"simulated user: {generated} model-written turns; fidelity failures: {detail}")
-    if errors:
-        console.print(f"[yellow]{sum(errors.values())} conversation(s) ended in error: "
-                      f"{dict(errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
+        console.print(f"simulated user: {totals.generated} model-written turns; fidelity failures: {detail}")
+    if totals.errors:
+        console.print(f"[yellow]{sum(totals.errors.values())} conversation(s) ended in error: "
+                      f"{dict(totals.errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
     print(prepared.folder / "transcripts.jsonl", file=sys.stdout)
 
 
