@@ -181,3 +181,31 @@ async def test_url_credentials_are_sent_as_basic_auth_unless_a_key_is_set(monkey
     basic, bearer = (h["Authorization"] for h in server.headers)
     assert base64.b64decode(basic.removeprefix("Basic ")) == b"alice:pa:ss"
     assert bearer == "Bearer sk-key"
+
+
+async def test_a_server_behind_a_path_prefix_keeps_it_for_every_path() -> None:
+    """``http://host/proxy/v1``: models under the base URL, /version and /metrics under ``/proxy``."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(text='{"data": [], "version": "x"}' if request.path != "/proxy/metrics" else "up 1")
+
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    client = backend(f"http://127.0.0.1:{port}/proxy/v1")
+    try:
+        assert await client.get_json("/models") == {"data": [], "version": "x"}
+        assert (await client.get_json("/version"))["version"] == "x"
+        assert await client.server_metrics() == "up 1"
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+    assert seen == ["/proxy/v1/models", "/proxy/version", "/proxy/metrics"]

@@ -24,7 +24,7 @@ from yarl import URL
 
 from simulator.backends.base import BackendError, ChatRequest, ChatResult, TokenLogprob
 
-__all__ = ["HttpBackend", "normalise_base_url"]
+__all__ = ["HttpBackend", "back_off", "normalise_base_url"]
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _OVERFLOW_HINTS = ("maximum context length", "max_model_len", "maximum model length", "context length", "too long")
@@ -60,6 +60,15 @@ def _error_text(raw: bytes) -> str:
             return str(error.get("message", error))[:300]
         return str(error)[:300]
     return str(body)[:300]
+
+
+async def back_off(failure: BackendError, attempt: int, backoff: float, max_backoff: float) -> None:
+    """Wait before attempt ``attempt + 1``: what the server asked (``Retry-After``), else exponential
+    backoff with full jitter (mean ``backoff``, doubling each attempt); never more than ``max_backoff``."""
+    delay = failure.retry_after
+    if delay is None:
+        delay = random.uniform(0, min(max_backoff, backoff * 2**attempt))
+    await asyncio.sleep(min(delay, max_backoff))
 
 
 class HttpBackend:
@@ -107,12 +116,12 @@ class HttpBackend:
         elif url.user is not None:
             credentials = f"{url.user}:{url.password or ''}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
-        self._root = url.with_user(None).with_password(None).with_path("")
+        self._api = url.with_user(None).with_password(None)  # .../v1: chat completions, models
+        self._root = self._api.with_path(self._api.path.removesuffix("/v1"))  # /version, /metrics (behind any prefix)
         # HTTP(S)_PROXY and NO_PROXY as curl and the openai client read them; looked up once here, as
         # aiohttp's trust_env would look them up in a thread for every request
         bypass = url.host is None or urllib.request.proxy_bypass(url.host)
         self._proxy = None if bypass else urllib.request.getproxies().get(url.scheme)
-        self._api = self._root.with_path(url.path)
         self.timeout = timeout
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None  # opened on first use, inside the event loop
@@ -173,10 +182,7 @@ class HttpBackend:
                     raise
                 if attempt == self.max_retries:
                     raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)") from None
-                delay = failure.retry_after
-                if delay is None:
-                    delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
-                await asyncio.sleep(min(delay, self.max_backoff))
+                await back_off(failure, attempt, self.backoff, self.max_backoff)
         raise AssertionError("unreachable")
 
     async def attempt(self, request: ChatRequest) -> ChatResult:
@@ -239,9 +245,11 @@ class HttpBackend:
             logprobs=logprobs,
         )
 
-    async def _get(self, path: str) -> tuple[int, bytes]:
-        """GET ``path`` under the base URL (``/models``) or the server root (``/version``)."""
-        url = self._api / path.lstrip("/") if path.startswith("/models") else self._root.with_path(path)
+    def _url(self, path: str) -> URL:
+        """``path`` under the base URL (``/models``) or the server root (``/version``), without credentials."""
+        return (self._api if path.startswith("/models") else self._root) / path.lstrip("/")
+
+    async def _get(self, url: URL) -> tuple[int, bytes]:
         async with self._client().get(url, proxy=self._proxy) as response:
             return response.status, await response.read()
 
@@ -251,9 +259,10 @@ class HttpBackend:
         Raises:
             BackendError: the server cannot be reached or answers with an error.
         """
-        where = self.base_url + path if path.startswith("/models") else self.base_url.removesuffix("/v1") + path
+        url = self._url(path)
+        where = str(url)
         try:
-            status, raw = await self._get(path)
+            status, raw = await self._get(url)
         except TimeoutError:
             raise BackendError("timeout", f"{where}: no answer") from None
         except aiohttp.ClientError as exc:
@@ -268,7 +277,7 @@ class HttpBackend:
     async def server_metrics(self) -> str | None:
         """The server's Prometheus ``/metrics`` text (vLLM serves one), or None if it has none."""
         try:
-            status, raw = await self._get("/metrics")
+            status, raw = await self._get(self._url("/metrics"))
         except (TimeoutError, aiohttp.ClientError):
             return None
         return raw.decode("utf-8", "replace") if status == 200 else None

@@ -12,7 +12,6 @@ that retrying cannot cure, is raised at once, as :class:`HttpBackend` does.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from simulator.backends.base import BackendError, ChatRequest, ChatResult
-from simulator.backends.http import HttpBackend
+from simulator.backends.http import HttpBackend, back_off
 
 __all__ = ["ReplicaPool", "ReplicaStats", "served_models"]
 
@@ -155,10 +154,7 @@ class ReplicaPool:
                 raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)") from None
             if not any(r.healthy and r not in tried for r in self._replicas):  # a round is over
                 tried.clear()
-                delay = failure.retry_after
-                if delay is None:
-                    delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
-                await asyncio.sleep(min(delay, self.max_backoff))
+                await back_off(failure, attempt, self.backoff, self.max_backoff)
         raise AssertionError("unreachable")
 
     def eject(self, backend: HttpBackend, error: BackendError) -> None:
