@@ -33,7 +33,6 @@ a contender that is not installed is reported as such and skipped.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
 import json
 import os
@@ -45,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import convsim_config, cpu_seconds, instant_server, machine, median, run_child, table
+from _common import convsim_config, cpu_seconds, instant_server, machine, median, run_child, run_prepared, table
 
 CONTENDERS = ("convsim", "convsim-c1", "convsim@baseline", "inspect_ai", "openai-loop")
 
@@ -55,8 +54,7 @@ CONTENDERS = ("convsim", "convsim-c1", "convsim@baseline", "inspect_ai", "openai
 
 def child_convsim(args: argparse.Namespace) -> dict[str, Any]:
     import simulator
-    from simulator.roles import open_roles
-    from simulator.run import execute, prepare
+    from simulator.run import prepare
 
     print(f"convsim from {Path(simulator.__file__).parent.parent}", file=sys.stderr)
     concurrency = 1 if args.child == "convsim-c1" else args.concurrency
@@ -68,13 +66,6 @@ def child_convsim(args: argparse.Namespace) -> dict[str, Any]:
     prepared = prepare(config)
     setup = time.perf_counter() - setup
 
-    async def go() -> None:
-        roles = open_roles(config)
-        try:
-            await execute(prepared, roles)
-        finally:
-            await roles.aclose()
-
     profiler = None
     if args.profile:
         from pyinstrument import Profiler
@@ -82,7 +73,7 @@ def child_convsim(args: argparse.Namespace) -> dict[str, Any]:
         profiler = Profiler(interval=0.0005, async_mode="disabled")
         profiler.start()
     cpu, wall = cpu_seconds(), time.perf_counter()
-    asyncio.run(go())
+    run_prepared(prepared)
     prepared.store.close()
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     if profiler is not None:

@@ -37,7 +37,6 @@ the clients rotating from round to round).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -53,7 +52,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import convsim_config, cpu_seconds, machine, median, table
+from _common import convsim_config, cpu_seconds, machine, median, run_prepared, table
 
 _VLLM_BENCH = (
     "import json, sys\n"
@@ -93,8 +92,7 @@ def run_convsim(
     """One convsim batch; ``draw`` picks which conversations (every run gets other ones, so that no
     run finds the previous run's prompts in vLLM's prefix cache)."""
     from simulator import run as run_module
-    from simulator.roles import open_roles
-    from simulator.run import execute, prepare
+    from simulator.run import prepare
 
     config = convsim_config(
         url, args.model, conversations=args.conversations, turns=args.turns, concurrency=concurrency,  # type: ignore[arg-type]
@@ -116,16 +114,9 @@ def run_convsim(
 
         prepared = prepare_replay(fixed_scripts(args, out.parent / f"scripts-{out.name}", draw), config)
 
-    async def go() -> None:
-        roles = open_roles(config)
-        try:
-            await execute(prepared, roles)
-        finally:
-            await roles.aclose()
-
     before = metrics(root)
     cpu, wall = cpu_seconds(), time.perf_counter()
-    asyncio.run(go())
+    run_prepared(prepared)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     after = metrics(root)
     prepared.store.close()
@@ -153,8 +144,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path, draw: int) -> Path:
     """A run folder whose conversations all have ``--turns`` user turns (against an instant server)."""
     from _common import instant_server
 
-    from simulator.roles import open_roles
-    from simulator.run import execute, prepare
+    from simulator.run import prepare
 
     with instant_server(None, [args.model]) as url:
         config = convsim_config(
@@ -163,14 +153,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path, draw: int) -> Path:
         )  # fmt: skip
         prepared = prepare(config)
 
-        async def go() -> None:
-            roles = open_roles(config)
-            try:
-                await execute(prepared, roles)
-            finally:
-                await roles.aclose()
-
-        asyncio.run(go())
+        run_prepared(prepared)
         prepared.store.close()
     return folder
 
