@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,12 +82,9 @@ async def run_batch(
                 spec = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            limit = limits.get(spec.target.name) if limits else None
-            if limit is None:
+            limit = (limits or {}).get(spec.target.name) or contextlib.nullcontext()
+            async with limit:
                 transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
-            else:
-                async with limit:
-                    transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
             store.append(transcript)
             summary.statuses[transcript.status] += 1
             if transcript.error_kind:

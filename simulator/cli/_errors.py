@@ -38,7 +38,7 @@ def reported() -> Iterator[None]:
         raise typer.Exit(USAGE_ERROR) from None
     except (RunError, RoleError, StoreError, ManifestMismatch) as exc:
         raise fail(str(exc)) from None
-    except BackendError as exc:  # a request that failed for good outside a conversation (a judge's, in `score`)
+    except BackendError as exc:  # a request outside any conversation or judge that failed for good: a last guard
         raise fail(f"a request failed ({exc.kind}): {exc.reason}") from None
     except ValidationError as exc:  # flags that make an invalid config
         for detail in exc.errors():
