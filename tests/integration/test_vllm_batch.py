@@ -8,12 +8,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
 import pytest
 
 from scenarios import Status
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
-from simulator.doctor import prometheus_total
+from simulator.limiter import prometheus_sums
 from simulator.vllm_server import VllmServer
 
 pytestmark = pytest.mark.integration
@@ -110,18 +109,16 @@ async def test_structured_output_follows_the_schema(vllm_server: VllmServer) -> 
 
 
 async def test_turns_of_one_conversation_hit_the_prefix_cache(vllm_server: VllmServer) -> None:
-    metrics_url = f"{vllm_server.root_url}/metrics"
-    async with httpx.AsyncClient() as http:
-        before = prometheus_total((await http.get(metrics_url)).text, "vllm:prefix_cache_hits_total") or 0.0
+    hits = "vllm:prefix_cache_hits_total"
     client = HttpBackend(vllm_server.base_url, "smollm2")
+    before = prometheus_sums(await client.server_metrics() or "", {hits}).get(hits, 0.0)
     messages = [ChatMessage(role="system", content="You are a careful assistant. " * 40)]
     for question in ("Do antibiotics cure the flu?", "Are you sure?", "My neighbour says they do."):
         messages.append(ChatMessage(role="user", content=question))
         reply = await client.chat(ChatRequest(messages=tuple(messages), sampling=Sampling(max_tokens=16)))
         messages.append(ChatMessage(role="assistant", content=reply.content))
+    after = prometheus_sums(await client.server_metrics() or "", {hits}).get(hits, 0.0)
     await client.aclose()
-    async with httpx.AsyncClient() as http:
-        after = prometheus_total((await http.get(metrics_url)).text, "vllm:prefix_cache_hits_total") or 0.0
     assert after - before >= 2 * 200  # turns 2 and 3 reuse at least the long system prompt's blocks
 
 
