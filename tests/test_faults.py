@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from simulator.cli import app
 from simulator.store import StoreError, TranscriptStore
 from tests.openai_stub import Faults, StubServer
-from tests.test_run_cli import CONVSIM, convsim, run_args
+from tests.test_run_cli import CONVSIM, convsim, run_args, wait_for_lines
 from tests.test_store import transcript
 
 runner = CliRunner()
@@ -233,7 +233,7 @@ def test_server_restarting_mid_batch(tmp_path: Path) -> None:
     process = subprocess.Popen([*CONVSIM, "run", "--config", str(config)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        wait_until(lambda: len(whole_lines(out / "transcripts.jsonl")[0]) >= 5)
+        wait_for_lines(out / "transcripts.jsonl", 5)
         server.__exit__()  # the server process dies
         down = len(whole_lines(out / "transcripts.jsonl")[0])
         time.sleep(1.0)

@@ -22,8 +22,8 @@ from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, prometheus_sums
 from simulator.roles import open_backend, open_roles
 from simulator.run import adaptive_limits
 from tests.openai_stub import Faults, StubServer
-from tests.test_faults import key, parsed, wait_until, whole_lines
-from tests.test_run_cli import CONVSIM, convsim, run_args
+from tests.test_faults import key, parsed, whole_lines
+from tests.test_run_cli import CONVSIM, convsim, run_args, wait_for_lines
 
 HELLO = ChatRequest(messages=(ChatMessage(role="user", content="Antibiotics cure the flu, right?"),))
 PASSWORD = "hunter2-in-the-url"
@@ -227,7 +227,7 @@ def test_a_replica_stopped_mid_batch_is_ejected_and_the_batch_finishes_on_the_ot
         command = [*CONVSIM, "run", "--target", url, "--model", "caver", "--out", str(out), *args]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_until(lambda: len(whole_lines(out / "transcripts.jsonl")[0]) >= 5)
+            wait_for_lines(out / "transcripts.jsonl", 5)
             b.__exit__()  # b's process dies mid-batch
             down = len(whole_lines(out / "transcripts.jsonl")[0])
             _, stderr = process.communicate(timeout=300)
