@@ -8,6 +8,7 @@ column, so that the CLI can print ``path:line:column: message`` lines.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,13 +199,39 @@ def validate_data(located: Located, model: type[ModelT], context: dict[str, Any]
     try:
         return model.model_validate(located.data, context=context)
     except ValidationError as exc:
+        found = exc.errors()
+        meant = _misspellings(found)
         errors = []
-        for error in exc.errors():
+        for error in found:
             loc = tuple(error["loc"])
             if error["type"] == "missing":
+                if loc in meant.values():
+                    continue  # reported as the misspelling of it
                 loc = loc[:-1]
-            errors.append(located.error(loc, _message(error), key=error["type"] == "extra_forbidden"))
+            message = _message(error)
+            if loc in meant:
+                message = f"unknown field {'.'.join(map(str, loc))!r}: did you mean {meant[loc][-1]!r}?"
+            errors.append(located.error(loc, message, key=error["type"] == "extra_forbidden"))
         raise FileErrors(errors) from None
+
+
+def _misspellings(errors: list[Any]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Unknown fields that are close to a missing field of the same mapping: unknown -> missing.
+
+    One typo (``persistance``) makes two errors, an unknown field and a missing one; they are
+    reported as one line.
+    """
+    missing = [tuple(e["loc"]) for e in errors if e["type"] == "missing"]
+    meant: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        if error["type"] != "extra_forbidden":
+            continue
+        siblings = {str(m[-1]): m for m in missing if m[:-1] == loc[:-1] and m not in meant.values()}
+        close = difflib.get_close_matches(str(loc[-1]), list(siblings), n=1, cutoff=0.75)
+        if close:
+            meant[loc] = siblings[close[0]]
+    return meant
 
 
 def read_text(path: Path, what: str = "file") -> str:

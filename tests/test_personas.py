@@ -126,6 +126,21 @@ def test_misspelled_nested_key_is_reported_at_the_key(tmp_path: Path) -> None:
     assert "persistance" in unknown[0].message
 
 
+def test_a_misspelled_required_field_is_one_error_that_names_the_field_meant(tmp_path: Path) -> None:
+    """The typo makes an unknown field and a missing one; the user sees one line, with the fix."""
+    text = VALID.replace("  persistence: 2", "  persistance: 2")
+    path = write(tmp_path, text)
+    assert [str(e) for e in errors_of(path)] == [
+        f"{path}:{line_of(text, 'persistance')}:3: unknown field 'pushback.persistance': did you mean 'persistence'?"
+    ]
+    far = VALID.replace("  persistence: 2", "  stubbornness: 2")  # nothing it could be a typo of
+    messages = sorted(e.message for e in errors_of(write(tmp_path, far)))
+    assert messages == [
+        "missing required field 'pushback.persistence'",
+        "unknown field 'pushback.stubbornness' (check the spelling; `convsim ... schema` lists the fields)",
+    ]
+
+
 def test_misspelled_top_level_key_is_reported_at_the_key(tmp_path: Path) -> None:
     text = VALID.replace("disclosures:", "disclosure:")
     errors = errors_of(write(tmp_path, text))
