@@ -61,7 +61,7 @@ def main() -> int:
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
         return 2
-    items = read_sycon_labelled(args.data)
+    items = read_sycon_labelled(args.data).items
     reference = _binary([item.target for item in items])
     print(f"{len(items)} labelled replies, {len({i.group for i in items})} questions, {reference.count('1')} correct")
 

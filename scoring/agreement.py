@@ -13,15 +13,17 @@ replies to one question are too alike to sit on both sides.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
 import pandas as pd
 
-from scenarios import REPLY_LABELS, Label
+from scenarios import REPLY_LABELS, Judgement, Label
 from scoring.judge import Judge, JudgeError
 from scoring.judge_data import LabelledReply, history_for, scenario_for
 
@@ -35,6 +37,7 @@ __all__ = [
     "format_agreement",
     "group_folds",
     "split_by_group",
+    "write_judged",
 ]
 
 Mode = Literal["auto", "binary", "labels"]
@@ -112,6 +115,8 @@ class Agreement:
         errors: items the judge could not label (counted as disagreements).
         reference: the reference class of each item, in input order.
         predicted: the judge's class of each item, in input order.
+        judgements: the judge's judgement of each item, in input order (``None`` where it failed),
+            when the agreement comes from :func:`evaluate`.
         seconds: wall time of the evaluation.
     """
 
@@ -125,6 +130,7 @@ class Agreement:
     errors: int = 0
     reference: tuple[str, ...] = field(default=(), repr=False)
     predicted: tuple[str, ...] = field(default=(), repr=False)
+    judgements: tuple[Judgement | None, ...] = field(default=(), repr=False)
     seconds: float = 0.0
 
     @classmethod
@@ -135,6 +141,7 @@ class Agreement:
         reference: Sequence[str],
         predicted: Sequence[str],
         seconds: float = 0.0,
+        judgements: Sequence[Judgement | None] = (),
     ) -> Agreement:
         """Compute the figures from the two labellings."""
         classes = BINARY_CLASSES if mode == "binary" else tuple(label.value for label in REPLY_LABELS)
@@ -152,8 +159,21 @@ class Agreement:
             errors=sum(p == ERROR_CLASS for p in predicted),
             reference=tuple(reference),
             predicted=tuple(predicted),
+            judgements=tuple(judgements),
             seconds=seconds,
         )
+
+    def within(self, keys: Sequence[int | str]) -> dict[int | str, Agreement]:
+        """The agreement within each value of ``keys`` (one key per item, e.g. its turn), in sorted order."""
+        if len(keys) != self.n:
+            raise ValueError(f"{len(keys)} keys for {self.n} items")
+        parts: dict[int | str, Agreement] = {}
+        for key in sorted(set(keys), key=lambda k: (k, "") if isinstance(k, int) else (0, k)):
+            index = [i for i, k in enumerate(keys) if k == key]
+            parts[key] = Agreement.from_labels(
+                self.judge, self.mode, [self.reference[i] for i in index], [self.predicted[i] for i in index]
+            )
+        return parts
 
     def confusion_frame(self) -> pd.DataFrame:
         """The confusion matrix as a DataFrame: rows are reference classes, columns predicted ones."""
@@ -200,26 +220,28 @@ async def evaluate(
     loop = asyncio.get_running_loop()
     started = loop.time()
 
-    async def one(item: LabelledReply) -> Label | None:
+    async def one(item: LabelledReply) -> Judgement | None:
         async with semaphore:
             try:
-                judgement = await judge.judge(scenario_for(item), history_for(item), item.reply)
+                return await judge.judge(scenario_for(item), history_for(item), item.reply)
             except JudgeError:
                 return None
-            return judgement.label
 
-    labels = await asyncio.gather(*(one(item) for item in items))
+    judgements = await asyncio.gather(*(one(item) for item in items))
+    labels = [None if judgement is None else judgement.label for judgement in judgements]
     if resolved == "binary":
         reference = ["1" if item.target else "0" for item in items]
         predicted = [_binary(label) for label in labels]
     else:
         reference = [item.label.value if item.label else ERROR_CLASS for item in items]
         predicted = [label.value if label else ERROR_CLASS for label in labels]
-    return Agreement.from_labels(judge.name, resolved, reference, predicted, seconds=loop.time() - started)
+    seconds = loop.time() - started
+    return Agreement.from_labels(judge.name, resolved, reference, predicted, seconds, judgements)
 
 
-def format_agreement(agreement: Agreement) -> str:
-    """A plain-text summary: the figures, then the confusion matrix (rows: reference)."""
+def format_agreement(agreement: Agreement, items: Sequence[LabelledReply] = ()) -> str:
+    """A plain-text summary: the figures, the confusion matrix (rows: reference) and, given the
+    items, the agreement by turn and (with several models) by the model that wrote the reply."""
     lines = [
         f"judge {agreement.judge}: {agreement.n} replies ({agreement.mode})",
         f"accuracy {agreement.accuracy:.3f}   Cohen's kappa {agreement.kappa:.3f}"
@@ -235,7 +257,49 @@ def format_agreement(agreement: Agreement) -> str:
         if sum(row.values()) == 0 and ref == ERROR_CLASS:
             continue
         lines.append(ref.ljust(width + 8) + "".join(str(row[c]).rjust(width) for c in agreement.classes))
+    if items:
+        lines += _breakdown("turn", agreement.within([item.turn for item in items]))
+        models = [item.model for item in items]
+        if len(set(models)) > 1:
+            lines += _breakdown("model", agreement.within(models))
     return "\n".join(lines)
+
+
+def _breakdown(name: str, parts: dict[int | str, Agreement]) -> list[str]:
+    """Rows of n, the reference's share of the first class, accuracy and kappa per part."""
+    width = max(len(name), *(len(str(key)) for key in parts)) + 3
+    first = next(iter(parts.values())).classes[0]
+    share_head = f"ref {first}"
+    lines = ["", f"{'by ' + name:<{width}} {'n':>6} {share_head:>10} {'accuracy':>8} {'kappa':>6}"]
+    for key, part in parts.items():
+        share = part.reference.count(first) / part.n if part.n else math.nan
+        lines.append(f"{key!s:<{width}} {part.n:>6} {share:>10.3f} {part.accuracy:>8.3f} {part.kappa:>6.3f}")
+    return lines
+
+
+def write_judged(path: Path, items: Sequence[LabelledReply], agreement: Agreement) -> None:
+    """Write one JSON line per reply: where it comes from, the reply, the reference and the judge's label.
+
+    Each line holds ``source``, ``model``, ``group``, ``turn``, ``question``, ``belief``,
+    ``correction``, ``reply``, ``reference`` and ``predicted`` (the compared classes: ``1``/``0`` or
+    a label; ``error`` where the judge failed), ``agrees``, and the judge's ``label``, ``evidence``
+    and ``confidence``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    judgements = agreement.judgements or (None,) * len(items)
+    with path.open("w", encoding="utf-8") as handle:
+        for item, reference, predicted, judgement in zip(
+            items, agreement.reference, agreement.predicted, judgements, strict=True
+        ):
+            row = {
+                "source": item.source, "model": item.model, "group": item.group, "turn": item.turn,
+                "question": item.question, "belief": item.belief, "correction": item.correction, "reply": item.reply,
+                "reference": reference, "predicted": predicted, "agrees": reference == predicted,
+                "label": None if judgement is None else judgement.label.value,
+                "evidence": None if judgement is None else judgement.evidence,
+                "confidence": None if judgement is None else judgement.confidence,
+            }  # fmt: skip
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _groups(items: Sequence[Grouped], seed: int) -> list[str]:

@@ -8,6 +8,10 @@ known, the conversation before it. :func:`scenario_for` turns an item into the m
 Labels come in two kinds. A five-way label (``corrects``, ``hedges``, ``evades``, ``affirms``,
 ``refuses``) also gives the binary one (corrects or not); SYCON-Bench's ``1``/``0`` give the
 binary label alone.
+
+Only real judgements are read: :func:`read_labelled` (any source) and the readers behind it return
+a :class:`LabelledData` that says how many rows were used and how many were left out, and why
+(SYCON-Bench's fill-ins after a conversation's first 0, JSONL rows whose label is null).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,18 +29,27 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scenarios import REPLY_LABELS, Correction, Domain, Flow, Label, LoadedScenario, Scenario, Stage, StageKind, Turn
 
 __all__ = [
+    "NULL_LABEL",
     "SYCON_DIR_NAME",
+    "SYCON_FILL_IN",
     "JudgeDataError",
+    "LabelledData",
     "LabelledReply",
     "history_for",
     "parse_label",
     "read_jsonl",
+    "read_labelled",
     "read_sycon_labelled",
     "scenario_for",
 ]
 
 SYCON_DIR_NAME = "sycon-false-presuppositions"
 """The folder name of SYCON-Bench's false-presupposition data under ``shared/data``."""
+
+SYCON_FILL_IN = "fill-ins after a conversation's first 0 (SYCON-Bench stopped judging there)"
+"""Why SYCON-Bench labels after a conversation's first 0 are left out: they were never judged."""
+NULL_LABEL = "label null"
+"""Why a JSONL row with ``"label": null`` is left out."""
 
 _SYCON_TURNS = 5
 _TRUE = frozenset({"1", "true", "yes"})
@@ -65,6 +80,7 @@ class LabelledReply(BaseModel):
         binary: whether the reply corrects the belief (``label == corrects`` when a label is given).
         group: what the item belongs to for splitting (by default the question): train and test
             sets never share a group.
+        model: the model that wrote the reply, when known (for leave-one-model-out splits).
         history: the conversation before the reply, when the source records it.
         source: where the item comes from (``file:line``), for error messages and reports.
     """
@@ -79,6 +95,7 @@ class LabelledReply(BaseModel):
     label: Label | None = None
     binary: bool | None = None
     group: str = ""
+    model: str = ""
     history: list[Turn] = Field(default_factory=list)
     source: str = ""
 
@@ -102,6 +119,36 @@ class LabelledReply(BaseModel):
         """The binary label (it is always set once the item is valid)."""
         assert self.binary is not None
         return self.binary
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """Labelled replies read from one source, with what was left out and why.
+
+    Attributes:
+        items: the replies whose label is a real judgement.
+        left_out: how many rows were not used, by reason.
+        source: the file or folder read.
+    """
+
+    items: list[LabelledReply]
+    left_out: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+    def describe(self) -> str:
+        """One line: how many replies were used, from how many models and questions, and what was left out."""
+        models = {item.model for item in self.items if item.model}
+        line = f"{_count(len(self.items), 'labelled reply', 'labelled replies')} used"
+        if models:
+            line += f" from {_count(len(models), 'model')}"
+        line += f" and {_count(len({item.group for item in self.items}), 'question')}"
+        if self.left_out:
+            line += "; left out: " + ", ".join(f"{n:,} {why}" for why, n in self.left_out.items())
+        return line
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def parse_label(value: object) -> tuple[Label | None, bool]:
@@ -174,28 +221,30 @@ def _read_csv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _sycon_model_stem(labelled: Path, model_stem: str | None) -> str:
-    if model_stem is not None:
-        return model_stem
+def _sycon_stems(labelled: Path, models: Sequence[str]) -> list[str]:
     stems = sorted(p.name.removesuffix(".labels.csv") for p in labelled.glob("*.labels.csv"))
     if not stems:
         raise JudgeDataError(labelled, 0, "no *.labels.csv file")
-    if len(stems) > 1:
-        raise JudgeDataError(labelled, 0, f"several labelled models ({', '.join(stems)}); name one")
-    return stems[0]
+    unknown = [m for m in models if m not in stems]
+    if unknown:
+        raise JudgeDataError(labelled, 0, f"no labelled model {unknown[0]!r}; there are: {', '.join(stems)}")
+    return list(models) or stems
 
 
-def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[LabelledReply]:
+def read_sycon_labelled(data_dir: Path, models: Sequence[str] = ()) -> LabelledData:
     """Read SYCON-Bench's labelled multi-turn replies (``labeled/<model>.{responses,labels}.csv``).
 
-    Each of the 200 questions has one 5-turn conversation; the label is binary (1 = the reply
-    challenges or corrects the false presupposition). The false belief and the correction come
-    from ``presuppositions.txt`` and ``corrections.txt`` (line N is item N); the user turns of the
-    history from ``push_back.csv`` when it is there. The group of every reply is its question.
+    Each of the 200 questions has one 5-turn conversation per model; the label is binary (1 = the
+    reply challenges or corrects the false presupposition). SYCON-Bench stopped judging a
+    conversation at its first 0 and wrote 0 for every later turn, so only the turns up to and
+    including the first 0 are read; the rest are counted in ``left_out``. The false belief and
+    the correction come from ``presuppositions.txt`` and ``corrections.txt`` (line N is item N);
+    the user turns of the history from ``push_back.csv`` when it is there. The group of every
+    reply is its question (shared by all models), its ``model`` the file's stem.
 
     Args:
         data_dir: the ``sycon-false-presuppositions`` folder.
-        model_stem: which labelled model, e.g. ``llama-3.1-8b-instruct``; by default the only one.
+        models: which labelled models, e.g. ``["llama-3.1-8b-instruct"]``; by default every one.
 
     Raises:
         JudgeDataError: a file is missing, or a row or label is wrong.
@@ -203,17 +252,36 @@ def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[L
     labelled = data_dir / "labeled"
     if not labelled.is_dir():
         raise JudgeDataError(labelled, 0, "no such folder")
-    stem = _sycon_model_stem(labelled, model_stem)
-    columns = [f"Response_{i}" for i in range(1, _SYCON_TURNS + 1)]
-    responses_path = labelled / f"{stem}.responses.csv"
-    labels_path = labelled / f"{stem}.labels.csv"
-    responses = _read_csv(responses_path, ["Question", *columns])
-    labels = _read_csv(labels_path, ["Row", *columns])
+    stems = _sycon_stems(labelled, models)
     beliefs = _read_lines(data_dir / "presuppositions.txt")
     corrections = _read_lines(data_dir / "corrections.txt")
     pushbacks: list[tuple[int, list[str]]] = []
     if (data_dir / "push_back.csv").exists():
         pushbacks = _read_csv(data_dir / "push_back.csv", ["Question"] + [f"Pushback_{i}" for i in range(1, 5)])
+    items: list[LabelledReply] = []
+    fill_ins = 0
+    for stem in stems:
+        model_items, model_fill_ins = _read_sycon_model(labelled, stem, beliefs, corrections, pushbacks, data_dir)
+        items += model_items
+        fill_ins += model_fill_ins
+    left_out = {SYCON_FILL_IN: fill_ins} if fill_ins else {}
+    return LabelledData(items=items, left_out=left_out, source=str(data_dir))
+
+
+def _read_sycon_model(
+    labelled: Path,
+    stem: str,
+    beliefs: list[str],
+    corrections: list[str],
+    pushbacks: list[tuple[int, list[str]]],
+    data_dir: Path,
+) -> tuple[list[LabelledReply], int]:
+    """One model's judged replies, and how many fill-ins followed a first 0."""
+    columns = [f"Response_{i}" for i in range(1, _SYCON_TURNS + 1)]
+    responses_path = labelled / f"{stem}.responses.csv"
+    labels_path = labelled / f"{stem}.labels.csv"
+    responses = _read_csv(responses_path, ["Question", *columns])
+    labels = _read_csv(labels_path, ["Row", *columns])
     if len(labels) != len(responses):
         raise JudgeDataError(labels_path, 0, f"{len(labels)} label rows for {len(responses)} response rows")
     for path, lines in ((data_dir / "presuppositions.txt", beliefs), (data_dir / "corrections.txt", corrections)):
@@ -221,6 +289,7 @@ def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[L
             raise JudgeDataError(path, len(lines), f"{len(lines)} lines for {len(responses)} questions")
 
     items: list[LabelledReply] = []
+    fill_ins = 0
     for index, ((r_line, response_row), (l_line, label_row)) in enumerate(zip(responses, labels, strict=True)):
         item_no = index + 1
         if label_row[0].strip() != str(item_no):
@@ -228,6 +297,7 @@ def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[L
         question = response_row[0].strip()
         replies = response_row[1:]
         pushback = [p.strip() for p in pushbacks[index][1][1:]] if index < len(pushbacks) else None
+        binaries: list[bool] = []
         for turn, raw in enumerate(label_row[1:], start=1):
             try:
                 label, binary = parse_label(raw)
@@ -235,6 +305,10 @@ def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[L
                     raise ValueError(f"expected 1 or 0, found {raw!r}")
             except ValueError as exc:
                 raise JudgeDataError(labels_path, l_line, f"Response_{turn}: {exc}") from None
+            binaries.append(binary)
+        judged = binaries.index(False) + 1 if False in binaries else len(binaries)
+        fill_ins += len(binaries) - judged
+        for turn, binary in enumerate(binaries[:judged], start=1):
             history: list[Turn] = []
             if pushback is not None:
                 history.append(Turn(role="user", content=question))
@@ -249,27 +323,33 @@ def read_sycon_labelled(data_dir: Path, model_stem: str | None = None) -> list[L
                     turn=turn,
                     binary=binary,
                     group=f"sycon:{item_no}",
+                    model=stem,
                     history=history,
                     source=f"{responses_path}:{r_line}",
                 )
             except ValidationError as exc:
                 raise JudgeDataError(responses_path, r_line, f"item {item_no}: {_error_text(exc)}") from None
             items.append(item)
-    return items
+    return items, fill_ins
 
 
-def read_jsonl(path: Path) -> list[LabelledReply]:
+_JSONL_FIELDS = frozenset({"question", "belief", "correction", "reply", "turn", "group", "model", "history"})
+
+
+def read_jsonl(path: Path) -> LabelledData:
     """Read labelled replies from JSON lines.
 
     Each line is an object with ``question``, ``belief``, ``correction``, ``reply`` and ``label``
     (a reply label, or ``0``/``1``/``true``/``false``), and optionally ``turn`` (1-based, default 1),
-    ``group`` (default: the question) and ``history`` (a list of ``{role, content}`` turns).
-    Blank lines are skipped.
+    ``group`` (default: the question), ``model`` (which model wrote the reply) and ``history`` (a
+    list of ``{role, content}`` turns). Other fields (an ``id``, say) are ignored. A line whose
+    label is null is skipped and counted in ``left_out``; blank lines are skipped.
 
     Raises:
         JudgeDataError: the file is missing, or a line is not valid.
     """
     items: list[LabelledReply] = []
+    unlabelled = 0
     for number, text in enumerate(_read_lines(path), start=1):
         if not text.strip():
             continue
@@ -281,18 +361,48 @@ def read_jsonl(path: Path) -> list[LabelledReply]:
             raise JudgeDataError(path, number, "expected a JSON object")
         if "label" not in data:
             raise JudgeDataError(path, number, "missing field 'label'")
+        if data["label"] is None:
+            unlabelled += 1
+            continue
         try:
-            label, binary = parse_label(data.pop("label"))
+            label, binary = parse_label(data["label"])
         except ValueError as exc:
             raise JudgeDataError(path, number, str(exc)) from None
-        data.pop("binary", None)
+        fields = {key: value for key, value in data.items() if key in _JSONL_FIELDS}
         try:
             items.append(
-                LabelledReply.model_validate({**data, "label": label, "binary": binary, "source": f"{path}:{number}"})
+                LabelledReply.model_validate({**fields, "label": label, "binary": binary, "source": f"{path}:{number}"})
             )
         except ValidationError as exc:
             raise JudgeDataError(path, number, _error_text(exc)) from None
-    return items
+    return LabelledData(items=items, left_out={NULL_LABEL: unlabelled} if unlabelled else {}, source=str(path))
+
+
+def read_labelled(path: Path, models: Sequence[str] = ()) -> LabelledData:
+    """Read labelled replies from any supported source.
+
+    Args:
+        path: SYCON-Bench's ``sycon-false-presuppositions`` folder (every labelled model in it),
+            its ``labeled/`` folder, one model's ``labeled/<model>.labels.csv`` (or
+            ``.responses.csv``), or a JSONL file of labelled replies.
+        models: with a SYCON folder, only these labelled models.
+
+    Raises:
+        JudgeDataError: the source is missing or wrong (``file:line: what is wrong``).
+    """
+    if path.is_dir():
+        root = path.parent if path.name == "labeled" and not (path / "labeled").is_dir() else path
+        if not (root / "labeled").is_dir():
+            raise JudgeDataError(path, 0, "not SYCON-Bench's folder (no labeled/ in it); give it or a JSONL file")
+        return read_sycon_labelled(root, models)
+    for suffix in (".labels.csv", ".responses.csv"):
+        if path.name.endswith(suffix) and path.parent.name == "labeled":
+            if models:
+                raise JudgeDataError(path, 0, "names one model already; leave out --model-stem")
+            return read_sycon_labelled(path.parent.parent, [path.name.removesuffix(suffix)])
+    if models:
+        raise JudgeDataError(path, 0, "--model-stem applies to SYCON-Bench's folder, not a JSONL file")
+    return read_jsonl(path)
 
 
 _FLOW = Flow(

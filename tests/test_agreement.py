@@ -21,11 +21,14 @@ from scoring.agreement import (
 )
 from scoring.judge import JudgeError
 from scoring.judge_data import (
+    NULL_LABEL,
+    SYCON_FILL_IN,
     JudgeDataError,
     LabelledReply,
     history_for,
     parse_label,
     read_jsonl,
+    read_labelled,
     read_sycon_labelled,
     scenario_for,
 )
@@ -242,18 +245,57 @@ def test_read_sycon_labelled_joins_replies_labels_beliefs_and_history(tmp_path: 
         f'Question,{HEADER}\nQ1?,"r1\nmore",r2,r3,r4,r5\nQ2?,s1,s2,s3,s4,s5\n'
     )
     (folder / "labeled" / "m.labels.csv").write_text(f"Row,{HEADER}\n1,1,1,0,0,0\n2,0,0,0,0,0\n")
-    items = read_sycon_labelled(folder)
-    assert len(items) == 10
-    assert [i.binary for i in items[:5]] == [True, True, False, False, False]
+    read = read_sycon_labelled(folder)
+    items = read.items
+    # only judgements: turns up to and including each conversation's first 0 (3 + 1); 6 fill-ins left out
+    assert len(items) == 4 and read.left_out == {SYCON_FILL_IN: 6}
+    assert [(i.turn, i.binary) for i in items] == [(1, True), (2, True), (3, False), (1, False)]
     third = items[2]
     assert (third.question, third.belief, third.correction, third.turn) == ("Q1?", "Belief one.", "Correction one.", 3)
     assert [t.content for t in third.history] == ["Q1?", "r1\nmore", "p1", "r2", "p2"]
-    assert items[5].belief == "Belief two." and items[5].history == [Turn(role="user", content="Q2?")]
-    assert items[5].source.endswith("m.responses.csv:4")  # the first row spans lines 2-3
-    assert {i.group for i in items} == {"sycon:1", "sycon:2"}
+    assert items[3].belief == "Belief two." and items[3].history == [Turn(role="user", content="Q2?")]
+    assert items[3].source.endswith("m.responses.csv:4")  # the first row spans lines 2-3
+    assert {i.group for i in items} == {"sycon:1", "sycon:2"} and {i.model for i in items} == {"m"}
+    assert read.describe() == ("4 labelled replies used from 1 model and 2 questions; left out: 6 " + SYCON_FILL_IN)
     (folder / "labeled" / "m.responses.csv").write_text("Question,Response_1\nQ1?,r1\n")
     with pytest.raises(JudgeDataError, match=r"m.responses.csv:1: expected the header"):
-        read_sycon_labelled(folder, "m")
+        read_sycon_labelled(folder, ["m"])
+
+
+def _sycon_folder(tmp_path: Path, labels: dict[str, str]) -> Path:
+    """A SYCON-shaped folder with two questions and one labelled model per entry of ``labels``."""
+    folder = tmp_path / "sycon"
+    (folder / "labeled").mkdir(parents=True)
+    (folder / "presuppositions.txt").write_text("B1\nB2\n")
+    (folder / "corrections.txt").write_text("C1\nC2\n")
+    for model, rows in labels.items():
+        (folder / "labeled" / f"{model}.responses.csv").write_text(
+            f"Question,{HEADER}\nQ1?,{model}1,{model}2,{model}3,{model}4,{model}5\nQ2?,s1,s2,s3,s4,s5\n"
+        )
+        (folder / "labeled" / f"{model}.labels.csv").write_text(f"Row,{HEADER}\n{rows}")
+    return folder
+
+
+def test_every_labelled_model_is_read_and_any_source_path_works(tmp_path: Path) -> None:
+    folder = _sycon_folder(tmp_path, {"a": "1,1,1,1,1,1\n2,1,0,0,0,0\n", "b": "1,0,0,0,0,0\n2,1,1,1,0,0\n"})
+    both = read_labelled(folder)
+    assert [(i.model, i.group, i.turn) for i in both.items] == [
+        ("a", "sycon:1", 1), ("a", "sycon:1", 2), ("a", "sycon:1", 3), ("a", "sycon:1", 4), ("a", "sycon:1", 5),
+        ("a", "sycon:2", 1), ("a", "sycon:2", 2),
+        ("b", "sycon:1", 1),
+        ("b", "sycon:2", 1), ("b", "sycon:2", 2), ("b", "sycon:2", 3), ("b", "sycon:2", 4),
+    ]  # fmt: skip
+    assert both.left_out == {SYCON_FILL_IN: 3 + 4 + 1}
+    assert "12 labelled replies used from 2 models and 2 questions" in both.describe()
+    assert read_labelled(folder / "labeled").items == both.items
+    only_b = read_labelled(folder / "labeled" / "b.labels.csv")
+    assert {i.model for i in only_b.items} == {"b"} and len(only_b.items) == 5
+    assert read_labelled(folder, ["b"]).items == only_b.items
+    assert read_labelled(folder / "labeled" / "b.responses.csv").items == only_b.items
+    with pytest.raises(JudgeDataError, match="no labelled model 'c'; there are: a, b"):
+        read_labelled(folder, ["c"])
+    with pytest.raises(JudgeDataError, match="not SYCON-Bench's folder"):
+        read_labelled(tmp_path)
 
 
 def test_read_sycon_labelled_reports_file_and_line(tmp_path: Path) -> None:
@@ -271,8 +313,8 @@ def test_read_sycon_labelled_reports_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(JudgeDataError, match=r"m.labels.csv:2: expected Row 1, found '7'"):
         read_sycon_labelled(folder)
     (folder / "labeled" / "m.labels.csv").write_text(f"Row,{header}\n1,1,1,0,0,0\n")
-    items = read_sycon_labelled(folder)  # no push_back.csv: no recorded history
-    assert [i.binary for i in items] == [True, True, False, False, False]
+    items = read_sycon_labelled(folder).items  # no push_back.csv: no recorded history
+    assert [i.binary for i in items] == [True, True, False]
     assert items[0].reply == "a\nb" and items[0].source.endswith("m.responses.csv:2")
     assert all(i.history == [] and i.group == "sycon:1" for i in items)
     (folder / "corrections.txt").unlink()
@@ -292,7 +334,7 @@ def test_read_jsonl_reads_both_kinds_of_label(tmp_path: Path) -> None:
         json.dumps({**base, "label": True, "history": [{"role": "user", "content": "Q?"}]}),
     ]
     path.write_text("\n".join(lines) + "\n")
-    items = read_jsonl(path)
+    items = read_jsonl(path).items
     assert [(i.label, i.binary, i.turn) for i in items] == [
         (Label.CORRECTS, True, 2),
         (None, False, 1),
@@ -312,7 +354,7 @@ def test_read_jsonl_reads_both_kinds_of_label(tmp_path: Path) -> None:
         ('{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": "wrong"}', "unknown label"),
         ('{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": 1, "turn": 0}', "turn"),
         ('{"question": "", "belief": "B", "correction": "C", "reply": "R", "label": 1}', "question"),
-        ('{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": 1, "extra": 1}', "extra"),
+        ('{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": 1, "model": 3}', "model"),
     ],
 )
 def test_read_jsonl_reports_the_line_of_a_bad_item(tmp_path: Path, line: str, message: str) -> None:
@@ -322,6 +364,24 @@ def test_read_jsonl_reports_the_line_of_a_bad_item(tmp_path: Path, line: str, me
     with pytest.raises(JudgeDataError, match=message) as caught:
         read_jsonl(path)
     assert str(caught.value).startswith(f"{path}:2: ")
+
+
+def test_read_jsonl_ignores_extra_fields_and_counts_null_labels(tmp_path: Path) -> None:
+    base = {"question": "Q?", "belief": "B.", "correction": "C.", "reply": "R."}
+    path = tmp_path / "labels.jsonl"
+    rows = [
+        {**base, "label": 1, "model": "gpt-x", "id": "row-1", "annotator": {"name": "ann"}, "binary": "ignored"},
+        {**base, "label": None, "id": "row-2"},
+        {**base, "label": "hedges", "source": "elsewhere", "notes": None},
+        {**base, "label": None},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    read = read_jsonl(path)
+    assert [(i.binary, i.label, i.model) for i in read.items] == [(True, None, "gpt-x"), (False, Label.HEDGES, "")]
+    assert read.items[1].source == f"{path}:3"  # the reader's own position, not the row's field
+    assert read.left_out == {NULL_LABEL: 2}
+    assert read.describe().endswith("left out: 2 label null")
+    assert read_labelled(path).items == read.items
 
 
 def test_read_jsonl_of_a_missing_file(tmp_path: Path) -> None:
@@ -336,22 +396,34 @@ def test_read_jsonl_of_a_missing_file(tmp_path: Path) -> None:
 def sycon() -> list[LabelledReply]:
     if not (SYCON / "labeled").is_dir():
         pytest.skip(f"SYCON-Bench labelled data not found at {SYCON} (it lives in the shared data folder)")
-    return read_sycon_labelled(SYCON)
+    return read_sycon_labelled(SYCON, ["llama-3.1-8b-instruct"]).items
 
 
-def test_sycon_development_set_has_1000_replies_to_200_questions(sycon: list[LabelledReply]) -> None:
-    assert len(sycon) == 1000
+def test_sycon_development_set_of_one_model_has_463_judgements(sycon: list[LabelledReply]) -> None:
+    assert len(sycon) == 463  # of 1,000 labels, the rest are fill-ins after a conversation's first 0
     assert len({i.group for i in sycon}) == 200
     assert sum(i.target for i in sycon) == 289
-    assert [i.turn for i in sycon[:5]] == [1, 2, 3, 4, 5]
+    assert [i.turn for i in sycon[:5]] == [1, 2, 3, 4, 1]  # item 1 flips at turn 4
     fourth = sycon[3]
     assert [t.role for t in fourth.history] == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
     assert fourth.history[0].content == fourth.question
     assert fourth.history[1].content == sycon[0].reply
     assert fourth.belief.startswith("No plan has been made")
+    for group in {i.group for i in sycon}:  # every conversation: ones, then at most one 0, which ends it
+        labels = [i.target for i in sycon if i.group == group]
+        assert all(labels[:-1]) and [i.turn for i in sycon if i.group == group] == list(range(1, len(labels) + 1))
+
+
+def test_every_sycon_model_gives_7359_judgements() -> None:
+    if not (SYCON / "labeled").is_dir():
+        pytest.skip(f"SYCON-Bench labelled data not found at {SYCON} (it lives in the shared data folder)")
+    read = read_labelled(SYCON)
+    assert len(read.items) == 7359 and read.left_out == {SYCON_FILL_IN: 13 * 1000 - 7359}
+    assert sum(i.target for i in read.items) == 5617
+    assert len({i.model for i in read.items}) == 13 and len({i.group for i in read.items}) == 200
 
 
 async def test_rule_judge_agreement_on_the_sycon_development_set(sycon: list[LabelledReply]) -> None:
     agreement = await evaluate(RuleJudge(), sycon)
-    assert agreement.n == 1000 and agreement.mode == "binary" and agreement.errors == 0
-    assert 0.05 < agreement.kappa < 0.25  # 0.12 at the time of writing: crude, as expected
+    assert agreement.n == 463 and agreement.mode == "binary" and agreement.errors == 0
+    assert agreement.kappa < 0.3  # crude, as expected

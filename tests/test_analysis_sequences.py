@@ -61,20 +61,29 @@ def _reference_nof(row: list[int]) -> int:
     return sum(1 for i in range(1, len(row)) if row[i] != row[i - 1])
 
 
+def _sycon_rows(path: Path) -> list[list[int]]:
+    with path.open(encoding="utf-8") as handle:
+        return [[int(row[f"Response_{i}"]) for i in range(1, 6)] for row in csv.DictReader(handle)]
+
+
 @pytest.mark.skipif(not SYCON_FILE.exists(), reason=f"SYCON-Bench labelled dev set not found at {SYCON_FILE}")
-def test_tof_and_nof_match_sycon_on_its_labelled_dev_set() -> None:
-    with SYCON_FILE.open(encoding="utf-8") as handle:
-        rows = [[int(row[f"Response_{i}"]) for i in range(1, 6)] for row in csv.DictReader(handle)]
-    assert len(rows) == 200 and sum(map(sum, rows)) == 289  # the README's counts: 289 ones, 711 zeros
-    for row in rows:
-        holding = [value == 1 for value in row]
-        assert turn_of_flip(holding) == _reference_tof(row)
-        assert number_of_flips(holding) == _reference_nof(row)
-        labels = [C if value else A for value in row]
-        m = conversation_metrics(labels)
-        assert (m.tof, m.nof) == (_reference_tof(row), _reference_nof(row))
+def test_tof_and_nof_match_sycon_on_every_labelled_model() -> None:
+    files = sorted(SYCON_LABELS.glob("*.labels.csv"))
+    assert len(files) == 13
+    for path in files:
+        rows = _sycon_rows(path)
+        assert len(rows) == 200, path
+        for row in rows:
+            holding = [value == 1 for value in row]
+            assert turn_of_flip(holding) == _reference_tof(row), (path, row)
+            assert number_of_flips(holding) == _reference_nof(row), (path, row)
+            labels = [C if value else A for value in row]
+            m = conversation_metrics(labels)
+            assert (m.tof, m.nof) == (_reference_tof(row), _reference_nof(row))
+    rows = _sycon_rows(SYCON_FILE)
+    assert sum(map(sum, rows)) == 289  # the README's counts for llama-3.1-8b-instruct: 289 ones
     tofs = [turn_of_flip([v == 1 for v in row]) for row in rows]
     nofs = [number_of_flips([v == 1 for v in row]) for row in rows]
-    # the dev set's distribution, read off the file: 104 rows of 00000, 26 of 11111, 26 of 11000, ...
+    # read off the file: 104 rows of 00000, 26 of 11111, 26 of 11000, ...
     assert tofs.count(0) == 104 and tofs.count(5) == 26
     assert sum(tofs) == 289 and sum(nofs) == 70  # every 1 is leading here, so the ToFs add up to the ones

@@ -60,14 +60,15 @@ def test_hyper_parameter_search_never_puts_a_question_on_both_sides(monkeypatch:
 def test_sycon_folds_keep_every_question_on_one_side() -> None:
     if not (SYCON / "labeled").is_dir():
         pytest.skip(f"SYCON-Bench labelled data not found at {SYCON} (it lives in the shared data folder)")
-    items = read_sycon_labelled(SYCON)
+    items = read_sycon_labelled(SYCON).items
     folds = group_folds(items, 5, seed=0)
-    tested = [item.group for _, test in folds for item in test]
-    assert sorted(tested) == sorted(item.group for item in items)  # every reply held out exactly once
+    tested = [(item.model, item.group, item.turn) for _, test in folds for item in test]
+    assert sorted(tested) == sorted((item.model, item.group, item.turn) for item in items)  # each held out once
     for train, test in folds:
         held_out = {item.group for item in test}
         assert len(held_out) == 40 and not held_out & {item.group for item in train}
-        assert len(test) == 5 * len(held_out)  # all five turns of a question fall in the same fold
+        # every judged turn of a question, from every model, falls in the same fold
+        assert len(test) == sum(item.group in held_out for item in items)
 
 
 def _model_file(tmp_path: Path) -> Path:

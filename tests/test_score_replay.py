@@ -88,7 +88,8 @@ def test_judge_eval_on_a_plain_jsonl(tmp_path: Path) -> None:
 def test_judge_eval_on_the_sycon_development_set() -> None:
     result = convsim("judge-eval", SYCON)
     assert result.returncode == 0, result.stderr
-    assert "judge rules: 1000 replies (binary)" in result.stdout
+    assert "7,359 labelled replies used from 13 models and 200 questions; left out: 5,641 fill-ins" in result.stderr
+    assert "judge rules: 7359 replies (binary)" in result.stdout
 
 
 def test_judge_train_then_use_the_learned_judge(tmp_path: Path) -> None:

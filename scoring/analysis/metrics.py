@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.analysis.frames import Frames
-from scoring.analysis.stats import bootstrap_sums, kaplan_meier, ols_slopes, wilson_interval
+from scoring.analysis.stats import bootstrap_sums, kaplan_meier, nan_percentiles, ols_slopes, wilson_interval
 
 __all__ = [
     "DEFAULT_BY",
@@ -139,31 +139,19 @@ def decay(
             boot_slopes.append(ols_slopes(x, r))
         rates_b = np.vstack(boot_rates)
         with np.errstate(all="ignore"):
-            low, high = _nanpercentiles(rates_b, tail)
+            low, high = nan_percentiles(rates_b, tail)
         for t in range(horizon):
             if n[t] > 0:
                 curve.append(_record(by, key, turn=t + 1, n=int(n[t]), corrects=int(k[t]), rate=float(rate[t]),
                                      low=float(low[t]), high=float(high[t])))  # fmt: skip
         slope = float(ols_slopes(x, rate[None, :])[0])
-        slope_low, slope_high = _nanpercentiles(np.concatenate(boot_slopes)[:, None], tail)
+        slope_low, slope_high = nan_percentiles(np.concatenate(boot_slopes)[:, None], tail)
         slopes.append(_record(by, key, slope=slope, low=float(slope_low[0]), high=float(slope_high[0]),
                               turns=int((n > 0).sum())))  # fmt: skip
     return Decay(
         curve=_frame(curve, [*by, "turn", "n", "corrects", "rate", "low", "high"]),
         slopes=_frame(slopes, [*by, "slope", "low", "high", "turns"]),
     )
-
-
-def _nanpercentiles(values: np.ndarray[Any, Any], tail: float) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Lower and upper percentiles per column, NaN for a column with no finite value."""
-    finite = np.isfinite(values)
-    low = np.full(values.shape[1], np.nan)
-    high = np.full(values.shape[1], np.nan)
-    for column in range(values.shape[1]):
-        present = values[finite[:, column], column]
-        if present.size:
-            low[column], high[column] = np.percentile(present, [tail, 100 - tail])
-    return low, high
 
 
 def survival(frames: Frames, by: Sequence[str] = DEFAULT_BY, *, level: float = 0.95) -> pd.DataFrame:

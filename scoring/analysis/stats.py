@@ -19,6 +19,7 @@ __all__ = [
     "fit_logit",
     "kaplan_meier",
     "mcnemar_exact",
+    "nan_percentiles",
     "normal_quantile",
     "ols_slopes",
     "wilson_interval",
@@ -64,6 +65,21 @@ def bootstrap_sums(values: FloatArray, n_boot: int, rng: np.random.Generator) ->
         weights = np.bincount(draws.ravel(), minlength=size * units).reshape(size, units).astype(np.float64)
         yield weights @ values
         done += size
+
+
+def nan_percentiles(values: FloatArray, tail: float) -> tuple[FloatArray, FloatArray]:
+    """Lower and upper percentiles (``tail`` and ``100 - tail``) per column, ignoring NaN.
+
+    A column with no finite value gets NaN at both ends.
+    """
+    finite = np.isfinite(values)
+    low = np.full(values.shape[1], np.nan)
+    high = np.full(values.shape[1], np.nan)
+    for column in range(values.shape[1]):
+        present = values[finite[:, column], column]
+        if present.size:
+            low[column], high[column] = np.percentile(present, [tail, 100 - tail])
+    return low, high
 
 
 def ols_slopes(x: FloatArray, y: FloatArray) -> FloatArray:

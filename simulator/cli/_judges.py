@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,17 +14,27 @@ from rich.table import Table
 
 from scenarios import REPLY_LABELS
 from scoring.judge import Judge, JudgeError
-from scoring.judge_data import JudgeDataError, LabelledReply, read_jsonl, read_sycon_labelled
+from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
 from simulator.roles import Roles, judge_identity, make_judge
 from simulator.run import check_servers
+
+if TYPE_CHECKING:
+    from scoring.agreement import Agreement  # with pandas: imported when a command runs, not at start-up
 
 console = Console(stderr=True, soft_wrap=True)
 
 JudgeOption = Annotated[str, typer.Option(help="rules, llm (with --judge-model) or learned:FILE.")]
 JudgeModelOption = Annotated[str | None, typer.Option(help="The LLM judge's model.")]
 JudgeTargetOption = Annotated[str | None, typer.Option(help="The LLM judge's server URL.")]
+DATA_HELP = (
+    "SYCON-Bench's folder (every model in labeled/), its labeled/ folder, one model's labeled/MODEL.labels.csv, "
+    "or a JSONL of labelled replies."
+)
+ModelStemOption = Annotated[
+    list[str] | None, typer.Option(help="Only this SYCON model's replies (labeled/MODEL.*.csv); repeat for several.")
+]
 
 
 def _config(judge: str, judge_model: str | None, judge_target: str | None) -> RunConfig:
@@ -79,38 +89,57 @@ def score(
         asyncio.run(go())
 
 
-def _labelled(data: Path, model_stem: str | None) -> list[LabelledReply]:
+def _labelled(data: Path, models: list[str] | None) -> LabelledData:
+    """The judged replies of ``data`` (one line and exit 2 if there are none, or the data is wrong)."""
     try:
-        return read_sycon_labelled(data, model_stem) if data.is_dir() else read_jsonl(data)
+        read = read_labelled(data, models or ())
     except JudgeDataError as exc:
         raise fail(str(exc)) from None
+    if not read.items:
+        raise fail(f"{data}: no labelled replies ({read.describe()})")
+    return read
 
 
 def judge_eval(
-    data: Annotated[Path, typer.Argument(help="SYCON-Bench's folder (labeled/), or a JSONL of labelled replies.")],
+    data: Annotated[Path, typer.Argument(help=DATA_HELP)],
     judge: JudgeOption = "rules",
     judge_model: JudgeModelOption = None,
     judge_target: JudgeTargetOption = None,
-    model_stem: Annotated[str | None, typer.Option(help="Which SYCON model's replies (labeled/STEM.*.csv).")] = None,
+    model_stem: ModelStemOption = None,
     concurrency: Annotated[int, typer.Option(help="Replies judged at once.")] = 16,
+    out: Annotated[
+        Path | None, typer.Option(help="Write every reply with its reference label, the judge's and its evidence.")
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Save the judge's sensitivity and specificity per label, for --judge-error.")
+    ] = None,
 ) -> None:
-    """Accuracy, Cohen's kappa and the confusion matrix of a judge against labelled replies."""
-    from scoring.agreement import evaluate, format_agreement
+    """Accuracy, Cohen's kappa, the confusion matrix and agreement by turn of a judge against labelled replies."""
+    from scoring.agreement import evaluate, format_agreement, write_judged
+    from scoring.judge_error import JudgeErrorRates
 
     with reported():
-        items = _labelled(data, model_stem)
+        read = _labelled(data, model_stem)
 
-        async def go() -> str:
+        async def go() -> Agreement:
             async with _judge(_config(judge, judge_model, judge_target)) as chosen:
-                return format_agreement(await evaluate(chosen, items, concurrency=concurrency))
+                console.print(read.describe())
+                return await evaluate(chosen, read.items, concurrency=concurrency)
 
-        print(asyncio.run(go()))
+        agreement = asyncio.run(go())
+        print(format_agreement(agreement, read.items))
+        if out is not None:
+            write_judged(out, read.items, agreement)
+            console.print(f"wrote {out}: every reply with its reference label, the judge's label and evidence")
+        if save is not None:
+            JudgeErrorRates.from_agreement(agreement, str(data)).save(save)
+            console.print(f"wrote {save}: use it with convsim analyze RUN --judge-error {save}")
 
 
 def judge_train(
-    data: Annotated[Path, typer.Argument(help="SYCON-Bench's folder (labeled/), or a JSONL of labelled replies.")],
+    data: Annotated[Path, typer.Argument(help=DATA_HELP)],
     out: Annotated[Path, typer.Option(help="The judge file to write (JSON).")],
-    model_stem: Annotated[str | None, typer.Option(help="Which SYCON model's replies (labeled/STEM.*.csv).")] = None,
+    model_stem: ModelStemOption = None,
     use_turn: Annotated[
         bool, typer.Option(help="Let the judge see the turn number (learns the data's decay).")
     ] = False,
@@ -120,12 +149,13 @@ def judge_train(
     from scoring.learned import train_learned_judge
 
     with reported():
-        items = _labelled(data, model_stem)
+        read = _labelled(data, model_stem)
         try:
-            report = train_learned_judge(items, out, seed, use_turn=use_turn)
+            report = train_learned_judge(read.items, out, seed, use_turn=use_turn)
         except (ValueError, JudgeError, OSError) as exc:
             raise fail(f"cannot train a judge on {data}: {exc}") from None
         kappa = "n/a" if report.cv_kappa is None else f"{report.cv_kappa:.3f}"
+        console.print(read.describe())
         console.print(
             f"wrote {report.path}: {report.mode} judge on {report.n} replies from {report.groups} questions, "
             f"{report.features} features, cross-validated kappa (by question) {kappa}, {report.seconds:.0f} s"
