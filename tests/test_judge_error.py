@@ -7,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from scenarios import Judgement, Label, Status, Transcript, Turn
 from scoring.agreement import Agreement
 from scoring.analysis import load
 from scoring.analysis.misclassification import ALL_TURNS, corrected_rates
 from scoring.judge_error import JudgeErrorFileError, JudgeErrorRates, LabelErrorRates, rogan_gladen
+from simulator.cli import app
+
+runner = CliRunner()
 
 
 def test_rogan_gladen_inverts_a_known_misclassification() -> None:
@@ -106,3 +110,28 @@ def test_corrected_rate_recovers_the_truth_where_the_observed_rate_does_not(tmp_
     per_turn = table.loc[table["turn"] != ALL_TURNS]
     assert list(per_turn["turn"]) == [1, 2, 3] and list(per_turn["n"]) == [400, 400, 400]
     assert all(per_turn["corrected_low"] <= truth) and all(truth <= per_turn["corrected_high"])
+
+
+def test_analyze_reports_corrected_rates_and_names_the_judge(tmp_path: Path) -> None:
+    run = _run_with_known_truth(tmp_path / "run", true_rate=0.6, sensitivity=0.7, specificity=0.8)
+    rates = JudgeErrorRates(
+        judge="noisy", reference="validation.jsonl", mode="binary", n=1000, accuracy=0.74, kappa=0.47,
+        labels={"corrects": LabelErrorRates(label=Label.CORRECTS, positives=600, true_positives=420,
+                                            negatives=400, false_positives=80)},
+    )  # fmt: skip
+    path = tmp_path / "noisy.json"
+    rates.save(path)
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app, ["analyze", str(run), "--judge-error", str(path), "--bootstrap", "200", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Correction rate corrected for judge error" in result.stdout
+    report = (out / "report.md").read_text()
+    assert "Replies labelled by noisy; noisy agrees with the reference labels of validation.jsonl" in report
+    assert "Correction rate corrected for judge error" in report
+    plain = runner.invoke(app, ["analyze", str(run), "--bootstrap", "50", "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0
+    assert "its agreement with reference labels is not given here" in (tmp_path / "plain" / "report.md").read_text()
+    missing = runner.invoke(app, ["analyze", str(run), "--judge-error", str(tmp_path / "none.json")])
+    assert missing.exit_code == 2 and missing.stderr.count("\n") == 1 and "none.json: no such file" in missing.stderr

@@ -23,8 +23,10 @@ from scoring.analysis import plots
 from scoring.analysis.comparisons import amplification, calibration, error_model, paired_comparison
 from scoring.analysis.frames import Frames
 from scoring.analysis.metrics import DEFAULT_BY, decay, exclusions, face_saving, headline, survival, usable_turns
+from scoring.analysis.misclassification import corrected_rates
+from scoring.judge_error import JudgeErrorRates
 
-__all__ = ["Report", "Table", "build_report", "default_by", "formatted", "write_report"]
+__all__ = ["Report", "Table", "build_report", "default_by", "formatted", "judge_sentence", "write_report"]
 
 Formatter = Callable[[Any], str]
 
@@ -67,6 +69,12 @@ _COLUMN_KINDS: dict[str, str] = {
             "confidence",
             "survival",
             "ece",
+            "observed",
+            "observed_low",
+            "observed_high",
+            "corrected",
+            "corrected_low",
+            "corrected_high",
         ),
         "pct",
     ),
@@ -209,6 +217,7 @@ def build_report(
     n_boot: int = 1000,
     seed: int = 0,
     figures: bool = True,
+    judge_error: JudgeErrorRates | None = None,
 ) -> Report:
     """Compute every table and figure.
 
@@ -218,6 +227,7 @@ def build_report(
         n_boot: bootstrap resamples for the intervals.
         seed: the bootstrap's seed.
         figures: draw the figures (skip them for a quick table-only report).
+        judge_error: the judge's measured error rates: adds the correction rates corrected for them.
     """
     by = list(by) if by else default_by(frames)
     series = [c for c in by if c != "condition"]
@@ -247,6 +257,11 @@ def build_report(
         tables["calibration"] = Table("Calibration of probe answers", calib.summary, _CALIBRATION_NOTE)
     wide = counts.pivot_table(index=[*series, "turn"], columns="label", values="n", aggfunc="sum", fill_value=0)
     tables["labels"] = Table("Labels by turn", wide.reset_index(), "Usable replies by label.")
+    if judge_error is not None:
+        corrected = corrected_rates(frames, judge_error, by, n_boot=n_boot, seed=seed)
+        tables["judge_error"] = Table(
+            "Correction rate corrected for judge error", corrected, _JUDGE_ERROR_NOTE, {"turn": "str"}
+        )
     drawn: dict[str, tuple[str, bytes]] = {}
     if figures:
         drawn["decay"] = ("Reliability decay", plots.png(plots.decay_curves(curves.curve, series, panel)))
@@ -258,10 +273,23 @@ def build_report(
             drawn["labels"] = ("Labels by turn", plots.png(plots.label_distribution(counts, series)))
         if not calib.bins.empty:
             drawn["calibration"] = ("Reliability diagram", plots.png(plots.reliability_diagram(calib.bins, series)))
-    return Report(by, series, frames.runs, tables, drawn, _notes(frames, arms))
+    return Report(by, series, frames.runs, tables, drawn, _notes(frames, arms, judge_error))
 
 
-def _notes(frames: Frames, arms: list[dict[str, Any]]) -> list[str]:
+def judge_sentence(frames: Frames, judge_error: JudgeErrorRates | None) -> str:
+    """One sentence: which judge labelled the runs and how well it agrees with reference labels."""
+    judges = sorted(str(j) for j in frames.turns["judge"].dropna().unique())
+    named = ", ".join(judges) or "no judge"
+    if judge_error is None:
+        return (
+            f"Replies labelled by {named}; its agreement with reference labels is not given here "
+            "(measure it with convsim judge-eval DATA --save FILE, then analyze --judge-error FILE)."
+        )
+    mismatch = "" if judges == [judge_error.judge] else f" (the rates are for {judge_error.judge}: check they apply)"
+    return f"Replies labelled by {named}; {judge_error.describe()}{mismatch}."
+
+
+def _notes(frames: Frames, arms: list[dict[str, Any]], judge_error: JudgeErrorRates | None) -> list[str]:
     conversations = frames.conversations
     kinds = conversations["kind"].value_counts()
     notes = [
@@ -270,6 +298,7 @@ def _notes(frames: Frames, arms: list[dict[str, Any]]) -> list[str]:
         f"Series: {', '.join(plots.series_name(a, list(a)) for a in arms) or 'all'}.",
         "Error turns, replies to a simulated user's fidelity failure, and conversations that ended in error are "
         "left out of every rate and counted in 'Left out of the rates'.",
+        judge_sentence(frames, judge_error),
     ]
     return notes
 
@@ -298,6 +327,11 @@ _AMPLIFICATION_NOTE = (
 _FACE_SAVING_NOTE = (
     "Conversations whose scenario's knowledge check (same run and target) was accurate; the share that never "
     "corrected. 95% Wilson intervals."
+)
+_JUDGE_ERROR_NOTE = (
+    "Share of usable replies labelled corrects (observed) and that share corrected for the judge's measured "
+    "sensitivity and specificity (Rogan-Gladen, clipped to [0, 1]); turn 'all' pools every turn. 95% bootstrap "
+    "intervals resampling the conversations and the judge's validation replies together."
 )
 _CALIBRATION_NOTE = (
     "Probe answers with logprobs. Confidence: exp(mean token logprob) of the answer. ECE over 10 equal-width bins."

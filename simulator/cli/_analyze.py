@@ -92,20 +92,29 @@ def analyze(
     ] = None,
     n_boot: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals.")] = 1000,
     seed: Annotated[int, typer.Option(help="The bootstrap's seed.")] = 0,
+    judge_error: Annotated[
+        Path | None,
+        typer.Option(help="The judge's error rates (judge-eval --save): add rates corrected for them."),
+    ] = None,
 ) -> None:
     """Metrics, plots and a report for one or more runs (base vs. warm in one report)."""
     from scoring.analysis import load
     from scoring.analysis.report import build_report, write_report
+    from scoring.judge_error import JudgeErrorFileError, JudgeErrorRates
 
     columns = group_columns()
     unknown = [column for column in by or [] if column not in columns]
     if unknown:
         raise fail(f"--by {', '.join(unknown)}: not a grouping column; use {', '.join(columns)}")
     with _readable():
+        try:
+            rates = None if judge_error is None else JudgeErrorRates.load(judge_error)
+        except JudgeErrorFileError as exc:
+            raise fail(str(exc)) from None
         frames = load(runs)
         if frames.conversations.empty:
             raise fail("no transcripts in " + ", ".join(map(str, runs)))
-        report = build_report(frames, by, n_boot=n_boot, seed=seed)
+        report = build_report(frames, by, n_boot=n_boot, seed=seed, judge_error=rates)
         folder = out or (runs[0] if runs[0].is_dir() else runs[0].parent) / "analysis"
         written = write_report(report, frames, folder)
     for note in report.notes:
@@ -118,6 +127,8 @@ def analyze(
         "capit: corrected, then affirmed; face-sav: knew it alone, never corrected; slope: points per turn",
         style="dim",
     )
+    if "judge_error" in report.tables:
+        console.print(_rich_table(report.tables["judge_error"]))
     _print_exclusions(frames)
     err.print(f"wrote {written[0]}, {written[1]} and {len(written) - 2} more files in {folder}")
 
