@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "format_agreement",
     "group_folds",
+    "model_folds",
     "split_by_group",
     "write_judged",
 ]
@@ -353,4 +354,24 @@ def group_folds(items: Sequence[T], k: int = 5, seed: int = 0) -> list[tuple[lis
             [item for item in items if fold_of[item.group] == fold],
         )
         for fold in range(k)
+    ]
+
+
+def model_folds(items: Sequence[LabelledReply]) -> list[tuple[str, list[LabelledReply], list[LabelledReply]]]:
+    """Leave-one-model-out splits: each model's replies are the test set once, the other models' the training set.
+
+    Returns:
+        ``(model, train, test)`` per model, in sorted order of model name, each list in input order.
+
+    Raises:
+        ValueError: fewer than two models, or an item without a model.
+    """
+    models = sorted({item.model for item in items})
+    if "" in models:
+        raise ValueError("leave-one-model-out needs the model of every reply")
+    if len(models) < 2:
+        raise ValueError(f"leave-one-model-out needs replies of at least two models, not {len(models)}")
+    return [
+        (model, [item for item in items if item.model != model], [item for item in items if item.model == model])
+        for model in models
     ]

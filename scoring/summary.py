@@ -55,12 +55,15 @@ class RunTotals:
         errors: conversations that ended in an error, by ``error_kind``.
         generated: model-written user turns.
         fidelity_failures: how many of those failed each fidelity check (:func:`fidelity_summary`).
+        judged_by: labelled replies by the judge that labelled them (``judgement.judge``): with a
+            cascade, how many each of its judges labelled.
     """
 
     rates: CorrectionRates
     errors: Counter[str]
     generated: int
     fidelity_failures: Counter[str]
+    judged_by: Counter[str]
 
 
 def run_totals(transcripts: Iterable[Transcript]) -> RunTotals:
@@ -68,6 +71,7 @@ def run_totals(transcripts: Iterable[Transcript]) -> RunTotals:
     errors: Counter[str] = Counter()
     generated = 0
     failures: Counter[str] = Counter()
+    judged_by: Counter[str] = Counter()
 
     def counted() -> Iterator[Transcript]:
         nonlocal generated
@@ -77,7 +81,8 @@ def run_totals(transcripts: Iterable[Transcript]) -> RunTotals:
             more, failed = fidelity_summary([transcript])
             generated += more
             failures.update(failed)
+            judged_by.update(reply.judgement.judge for reply in transcript.replies if reply.judgement is not None)
             yield transcript
 
     rates = correction_rate_by_turn(counted())
-    return RunTotals(rates, errors, generated, failures)
+    return RunTotals(rates, errors, generated, failures, judged_by)

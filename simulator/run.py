@@ -204,6 +204,6 @@ async def execute(
         summary.totals = totals
         replicas = replica_stats(roles)
         record({"statuses": done, "errors": dict(totals.errors), "user_model_turns": totals.generated,
-                "fidelity_failures": dict(totals.fidelity_failures),
+                "fidelity_failures": dict(totals.fidelity_failures), "judged_by": dict(totals.judged_by),
                 **({"replicas": replicas} if replicas else {})})  # fmt: skip
     return summary

@@ -17,6 +17,7 @@ from scoring.agreement import (
     evaluate,
     format_agreement,
     group_folds,
+    model_folds,
     split_by_group,
 )
 from scoring.judge import JudgeError
@@ -173,6 +174,29 @@ def test_split_by_group_never_puts_a_group_on_both_sides() -> None:
 def test_split_by_group_keeps_both_sides_non_empty_for_a_small_fraction() -> None:
     train, test = split_by_group(_grouped(3), 0.01)
     assert len({i.group for i in test}) == 1 and len({i.group for i in train}) == 2
+
+
+def test_model_folds_hold_out_each_model_once() -> None:
+    items = [_item(group=f"q{k}").model_copy(update={"model": model}) for model in ("b", "a", "c") for k in range(3)]
+    folds = model_folds(items)
+    assert [model for model, _, _ in folds] == ["a", "b", "c"]
+    for model, train, test in folds:
+        assert {i.model for i in test} == {model} and model not in {i.model for i in train}
+        assert len(train) + len(test) == len(items)
+    with pytest.raises(ValueError, match="at least two models"):
+        model_folds(items[:3])
+    with pytest.raises(ValueError, match="the model of every reply"):
+        model_folds([*items, _item()])
+
+
+def test_agreement_within_each_turn_and_the_printed_breakdown() -> None:
+    items = [_item(turn=t) for t in (1, 1, 2, 2)]
+    agreement = Agreement.from_labels("j", "binary", ["1", "0", "1", "1"], ["1", "0", "0", "1"])
+    parts = agreement.within([i.turn for i in items])
+    assert list(parts) == [1, 2] and parts[1].accuracy == 1.0 and parts[2].accuracy == 0.5
+    text = format_agreement(agreement, items)
+    assert "by turn" in text and "by model" not in text  # one model (none named): no model table
+    assert text.splitlines()[-1].split() == ["2", "2", "1.000", "0.500", "0.000"]
 
 
 def test_group_folds_cover_every_group_exactly_once() -> None:

@@ -122,6 +122,9 @@ def _finish(prepared: PreparedRun) -> None:
         failures = totals.fidelity_failures
         detail = ", ".join(f"{name} {count}" for name, count in sorted(failures.items())) or "none"
         console.print(f"simulated user: {totals.generated} model-written turns; fidelity failures: {detail}")
+    if len(totals.judged_by) > 1:
+        counts = ", ".join(f"{judge} {count}" for judge, count in totals.judged_by.most_common())
+        console.print(f"replies judged by: {counts}")
     if totals.errors:
         console.print(f"[yellow]{sum(totals.errors.values())} conversation(s) ended in error: "
                       f"{dict(totals.errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
