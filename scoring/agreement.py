@@ -19,11 +19,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from scenarios import REPLY_LABELS, Judgement, Label
+
+if TYPE_CHECKING:
+    import pandas as pd
 from scoring.judge import Judge, JudgeError
 from scoring.judge_data import LabelledReply, history_for, scenario_for
 
@@ -178,6 +179,8 @@ class Agreement:
 
     def confusion_frame(self) -> pd.DataFrame:
         """The confusion matrix as a DataFrame: rows are reference classes, columns predicted ones."""
+        import pandas as pd  # only here: the rest of this module is needed at start-up, pandas is slow to import
+
         frame = pd.DataFrame.from_dict(self.confusion, orient="index")[list(self.classes)]
         frame.index.name = "reference"
         frame.columns.name = "predicted"

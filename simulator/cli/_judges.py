@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scenarios import REPLY_LABELS
-from scoring.judge import Judge, JudgeError
+from scoring.judge import Judge
 from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
@@ -138,26 +138,36 @@ def judge_eval(
 
 def judge_train(
     data: Annotated[Path, typer.Argument(help=DATA_HELP)],
-    out: Annotated[Path, typer.Option(help="The judge file to write (JSON).")],
+    out: Annotated[Path, typer.Option(help="The judge file to write (JSON; gzip-compressed if it ends in .gz).")],
     model_stem: ModelStemOption = None,
-    use_turn: Annotated[
-        bool, typer.Option(help="Let the judge see the turn number (learns the data's decay).")
-    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the cross-validation folds.")] = 0,
 ) -> None:
     """Distil labelled replies into a learned judge that runs on a CPU; use it with --judge learned:FILE."""
-    from scoring.learned import train_learned_judge
-
     with reported():
+        try:
+            import sklearn  # noqa: F401 - training needs it, judging does not
+
+            from scoring.learned import train_learned_judge
+        except ImportError:
+            raise fail("judge-train needs scikit-learn: pip install 'convsim[local]'") from None
         read = _labelled(data, model_stem)
         try:
-            report = train_learned_judge(read.items, out, seed, use_turn=use_turn)
-        except (ValueError, JudgeError, OSError) as exc:
+            report = train_learned_judge(read.items, out, seed)
+        except (ValueError, OSError) as exc:
             raise fail(f"cannot train a judge on {data}: {exc}") from None
-        kappa = "n/a" if report.cv_kappa is None else f"{report.cv_kappa:.3f}"
         console.print(read.describe())
+        held_out = "by question: too few questions to tell"
+        if report.by_question_kappa is not None:
+            held_out = f"kappa by question (5 folds) {report.by_question_kappa:.3f}"
+        if report.by_model_kappa:
+            kappas = list(report.by_model_kappa.values())
+            worst = min(report.by_model_kappa, key=report.by_model_kappa.__getitem__)
+            held_out += (
+                f", leave one model out mean {sum(kappas) / len(kappas):.3f} "
+                f"(worst {report.by_model_kappa[worst]:.3f}, {worst})"
+            )
         console.print(
-            f"wrote {report.path}: {report.mode} judge on {report.n} replies from {report.groups} questions, "
-            f"{report.features} features, cross-validated kappa (by question) {kappa}, {report.seconds:.0f} s"
+            f"wrote {report.path}: {report.mode} judge on {report.n:,} replies; held out: {held_out}; "
+            f"cascade threshold {report.confident_at:.2f}; {report.seconds:.0f} s"
         )
         console.print(f"check it on data it was not trained on: convsim judge-eval OTHER --judge learned:{report.path}")
