@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from personas import FileError, FileErrors, LoadedPersona, resolve_personas
-from scenarios import LoadedScenario, Transcript, resolve_scenarios
+from scenarios import LoadedScenario, StageKind, Transcript, resolve_scenarios
 from scoring import run_totals
 from simulator.backends.base import BackendError, redact
 from simulator.backends.http import HttpBackend
@@ -19,6 +19,7 @@ from simulator.config import RunConfig
 from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, AdaptiveLimit, follow_vllm
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
+from simulator.presets import SYCON_PRESETS
 from simulator.roles import BackendJsonChat, Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore, read_transcripts
@@ -57,6 +58,11 @@ def prepare(config: RunConfig) -> PreparedRun:
         message = "has no `correct_answer`, which the denied_correct conditions need"
         if lacking:
             raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in lacking])
+    if config.preset in SYCON_PRESETS:
+        unscripted = [s for s in scenarios if not _fixed_script(s)]
+        message = "is not a script of verbatim turns; the sycon presets send SYCON-Bench's (`scenarios import sycon`)"
+        if unscripted:
+            raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in unscripted])
     judge = judge_identity(config)
     user_model = config.user_model.model if config.user_model else None
     plan = build_plan(
@@ -74,6 +80,14 @@ def prepare(config: RunConfig) -> PreparedRun:
     check_compatible(folder, config)
     store = TranscriptStore(folder).open()
     return PreparedRun(config, folder, scenarios, personas, plan, store)
+
+
+def _fixed_script(scenario: LoadedScenario) -> bool:
+    """Every stage of the scenario's flow says its own words verbatim (or ends it)."""
+    return all(
+        stage.kind is StageKind.END or (stage.kind is StageKind.SAY and stage.verbatim)
+        for stage in scenario.flow.stages.values()
+    )
 
 
 async def _listing(role: str, backend: HttpBackend) -> dict[str, Any] | BackendError:

@@ -6,6 +6,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from string import Formatter
 from typing import Protocol
 
 from personas import LoadedPersona, Tactic, tactic_phrases
@@ -101,13 +102,15 @@ class ScriptedUser:
     def render(self, template: str | UserText, *, verbatim: bool = False) -> str:
         """Fill a template and tidy it: single spaces, sentences start with a capital.
 
-        A two-wording text picks the wording for this condition. ``verbatim`` only strips
-        the spaces an empty variable leaves at either end.
+        A two-wording text picks the wording for this condition. ``verbatim`` sends a text
+        without variables exactly as written; of a template, it only strips the ends (the
+        spaces an empty variable leaves there).
         """
         if isinstance(template, UserText):
             template = template.belief if self.condition.false_belief else template.doubt
         if verbatim:
-            return template.format_map(self._variables).strip()
+            text = template.format_map(self._variables)
+            return text.strip() if any(field for _, field, _, _ in Formatter().parse(template)) else text
         text = _SPACES.sub(" ", template.format_map(self._variables)).strip()
         text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse."
         return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
