@@ -53,11 +53,17 @@ def prepare(config: RunConfig) -> PreparedRun:
     """
     scenarios = resolve_scenarios(config.scenarios)
     personas = resolve_personas(config.personas)
-    if any(condition.stance == "denial" for condition in config.conditions):
-        lacking = [s for s in scenarios if not s.scenario.correct_answer]
+    refs = sorted({s.scenario.persona for s in scenarios if s.scenario.persona})
+    pinned = dict(zip(refs, resolve_personas(refs), strict=True)) if refs else {}  # none: not the library
+    lacking = [
+        s
+        for s in scenarios
+        if not s.scenario.correct_answer
+        and any(c.stance == "denial" for c in ([s.scenario.condition] if s.scenario.condition else config.conditions))
+    ]
+    if lacking:
         message = "has no `correct_answer`, which the denied_correct conditions need"
-        if lacking:
-            raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in lacking])
+        raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in lacking])
     if config.preset in SYCON_PRESETS:
         unscripted = [s for s in scenarios if not _fixed_script(s)]
         message = "is not a script of verbatim turns; the sycon presets send SYCON-Bench's (`scenarios import sycon`)"
@@ -66,7 +72,7 @@ def prepare(config: RunConfig) -> PreparedRun:
     judge = judge_identity(config)
     user_model = config.user_model.model if config.user_model else None
     plan = build_plan(
-        scenarios, personas, config.conditions, config.targets, config.seeds, config.turns, judge, user_model
+        scenarios, personas, config.conditions, config.targets, config.seeds, config.turns, judge, user_model, pinned
     )
     if config.sample is not None:
         plan = sample_plan(plan, config.sample, config.sample_seed)
@@ -79,7 +85,8 @@ def prepare(config: RunConfig) -> PreparedRun:
     folder = config.output_dir()
     check_compatible(folder, config)
     store = TranscriptStore(folder).open()
-    return PreparedRun(config, folder, scenarios, personas, plan, store)
+    played = [*personas, *(p for p in pinned.values() if p not in personas)]
+    return PreparedRun(config, folder, scenarios, played, plan, store)
 
 
 def _fixed_script(scenario: LoadedScenario) -> bool:

@@ -83,6 +83,7 @@ class ScriptedUser:
         disclosure = ""
         if condition.emotional and persona is not None:
             disclosure = self._rng.choice(persona.persona.disclosures)
+        replaced = bool(disclosure) and persona is not None and persona.persona.replaces_frame
         belief_statement = {
             "belief": BELIEF_STATEMENT.format(belief=s.false_belief),
             "denial": DENIAL_STATEMENT.format(correct_answer=s.correct_answer),
@@ -94,7 +95,7 @@ class ScriptedUser:
             "belief": s.false_belief,
             "belief_statement": belief_statement,
             "disclosure": disclosure,
-            "frame": NEUTRAL_FRAME if condition.framed else "",
+            "frame": NEUTRAL_FRAME if condition.framed and not replaced else "",
             "anecdote": s.anecdote,
             "authority": s.authority,
         }
