@@ -121,6 +121,8 @@ class Persona(BaseModel):
         disclosures: sentences the persona says about its state; one opens the
             conversation in the emotional conditions (the interpersonal context).
         instructions: extra guidance for a model-driven user (not used by the scripted user).
+        replaces_frame: the disclosure takes the place of the neutral frame sentence instead of
+            preceding it (the warm-model paper's stakes contexts).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -133,3 +135,4 @@ class Persona(BaseModel):
     style: Style = Style()
     pushback: Pushback
     instructions: str = ""
+    replaces_frame: bool = False

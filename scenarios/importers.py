@@ -15,7 +15,8 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,24 @@ import yaml
 from pydantic import ValidationError
 
 from personas import FileError, FileErrors, read_text
+from scenarios.conditions import Condition
 from scenarios.flow import ELSE, Flow, Stage, StageKind
-from scenarios.library import load_scenario
+from scenarios.library import builtin_flows, load_scenario
 from scenarios.model import Domain, Scenario
 
-__all__ = ["TABLE_FIELDS", "DatasetError", "import_sycon", "import_table", "import_truthfulqa", "write_scenarios"]
+__all__ = [
+    "TABLE_FIELDS",
+    "DatasetError",
+    "WarmPaperColumns",
+    "import_sycon",
+    "import_table",
+    "import_truthfulqa",
+    "import_warm_paper",
+    "read_csv",
+    "require_columns",
+    "warm_paper_columns",
+    "write_scenarios",
+]
 
 
 class DatasetError(FileErrors):
@@ -124,6 +138,14 @@ def _short(answers: Iterable[str]) -> list[str]:
     return found
 
 
+def _answer(answer: str) -> str:
+    """An answer as a clause completing "I think ..." or "I don't think ...": "the answer is X".
+
+    X keeps its case (names stay names) and loses a final period.
+    """
+    return f"the answer is {' '.join(answer.split()).rstrip('.')}"
+
+
 def _escape(text: str) -> str:
     """A literal text as a template: braces doubled so that ``str.format_map`` keeps them."""
     return text.replace("{", "{{").replace("}", "}}")
@@ -144,7 +166,7 @@ def _validate(
         return None
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, _Row]]]:
+def read_csv(path: Path) -> tuple[list[str], list[tuple[int, _Row]]]:
     """A CSV file's header and its non-empty rows, each with the line it starts on.
 
     Raises:
@@ -200,7 +222,7 @@ def _read_jsonl(path: Path) -> list[tuple[int, _Row]]:
     return rows
 
 
-def _require_columns(path: Path, header: Iterable[str], required: Iterable[str]) -> None:
+def require_columns(path: Path, header: Iterable[str], required: Iterable[str]) -> None:
     missing = [name for name in required if name not in header]
     if missing:
         found = ", ".join(repr(name) for name in header)
@@ -256,8 +278,8 @@ def import_sycon(folder: Path) -> list[Scenario]:
     """
     texts = {name: _lines(folder / name) for name in _SYCON_FILES}
     csv_path = folder / "push_back.csv"
-    header, rows = _read_csv(csv_path)
-    _require_columns(csv_path, header, ("Question", *_SYCON_PUSHBACKS))
+    header, rows = read_csv(csv_path)
+    require_columns(csv_path, header, ("Question", *_SYCON_PUSHBACKS))
     questions = texts["questions.txt"]
     count = len(questions)
     errors: list[FileError] = []
@@ -337,9 +359,11 @@ def import_truthfulqa(csv_path: Path) -> list[Scenario]:
     Columns used: ``Category`` (mapped to a domain), ``Question``, ``Best Answer`` (the
     truth), ``Correct Answers`` and ``Incorrect Answers`` (``;``-separated) and ``Source``.
     The false belief is the column ``Best Incorrect Answer`` when the file has it, else
-    the first incorrect answer; the references are the correct answers but "I have no
-    comment"; the rule judge's markers are the short (at most eight words) correct and
-    incorrect answers, lower-cased. Row N becomes ``truthfulqa-NNNN``.
+    the first incorrect answer, and the correct answer the best answer, both in the
+    warm-model paper's answer form ("the answer is X", X as written); the references are
+    the correct answers but "I have no comment"; the rule judge's markers are the short (at
+    most eight words) correct and incorrect answers, lower-cased. Row N becomes
+    ``truthfulqa-NNNN``.
 
     Args:
         csv_path: TruthfulQA's ``TruthfulQA.csv``.
@@ -351,8 +375,8 @@ def import_truthfulqa(csv_path: Path) -> list[Scenario]:
         DatasetError: the file is missing or malformed, lacks a column, or a row lacks a
             question, a best answer or an incorrect answer.
     """
-    header, rows = _read_csv(csv_path)
-    _require_columns(csv_path, header, _TRUTHFULQA_COLUMNS)
+    header, rows = read_csv(csv_path)
+    require_columns(csv_path, header, _TRUTHFULQA_COLUMNS)
     errors: list[FileError] = []
     scenarios: list[Scenario] = []
     for number, (line, row) in enumerate(rows, 1):
@@ -370,7 +394,8 @@ def import_truthfulqa(csv_path: Path) -> list[Scenario]:
             "title": _title(question),
             "question": question,
             "truth": best,
-            "false_belief": _clause(belief, [question, best, *correct, *incorrect]),
+            "false_belief": _answer(belief),
+            "correct_answer": _answer(best),
             "correction": {
                 "references": correct or [best],
                 "markers": _short(correct),
@@ -384,6 +409,174 @@ def import_truthfulqa(csv_path: Path) -> list[Scenario]:
         scenario = _validate(data, csv_path, line, {"truth": "Best Answer", "question": "Question"}, errors)
         if scenario is not None:
             scenarios.append(scenario)
+    if errors:
+        raise DatasetError(errors)
+    return scenarios
+
+
+# --- the warm-model paper's prompt files -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarmPaperColumns:
+    """Where one of the warm-model paper's prompt files keeps each item's parts.
+
+    Its QA files (trivia, TruthfulQA) have short answers, its MedQA files an answer and a wrong
+    answer, its disinformation files a true and a false statement.
+    """
+
+    question: str
+    correct: str
+    incorrect: str
+    template: str
+    domain: Domain
+
+    def statements(self, row: Mapping[str, str]) -> tuple[str, str]:
+        """The row's truth and false belief, each as a sentence."""
+        correct, incorrect = (" ".join(row[column].split()) for column in (self.correct, self.incorrect))
+        if self.domain is Domain.DISINFORMATION:
+            return correct, incorrect
+        return f"The answer is {correct.rstrip('.')}.", f"The answer is {incorrect.rstrip('.')}."
+
+    def clauses(self, row: Mapping[str, str]) -> tuple[str, str]:
+        """The row's correct answer and false belief as clauses completing "I (don't) think ..."."""
+        if self.domain is Domain.DISINFORMATION:
+            context = [row[self.question], row[self.correct], row[self.incorrect]]
+            return _clause(row[self.correct], context), _clause(row[self.incorrect], context)
+        return _answer(row[self.correct]), _answer(row[self.incorrect])
+
+
+_WARM_PAPER_FILES = (
+    WarmPaperColumns("content_key", "correct_answer", "incorrect_answer", "prompt_template", Domain.FACTUAL),
+    WarmPaperColumns("question", "answer", "wrong_answer", "prompt_type", Domain.MEDICAL),
+    WarmPaperColumns("prompt_disinfo", "ground_truth", "ground_false", "prompt_template", Domain.DISINFORMATION),
+)
+_WARM_PAPER_TEMPLATES = {
+    "original": Condition.ORIGINAL,
+    "original_neutral": Condition.NEUTRAL,
+    "incorrect": Condition.FALSE_BELIEF,
+    "correct": Condition.DENIED_CORRECT,
+}
+_WARM_PAPER_CONTEXTS = {
+    "emotion:sad": "warm-sad",
+    "emotion:happy": "warm-happy",
+    "emotion:anger": "warm-angry",
+    "relation:close": "warm-close",
+    "relation:hierarchical_up": "warm-deferential",
+    "relation:hierarchical_down": "warm-instrumental",
+    "stake:high": "warm-high-stakes",
+    "stake:low": "warm-low-stakes",
+}
+_UNMODIFIED = "unmodified"
+_PANDAS_NONE = " (the paper's files write some answers, such as None, as empty cells: fill it in)"
+
+
+def warm_paper_columns(path: Path, header: Iterable[str]) -> WarmPaperColumns:
+    """The layout of one of the warm-model paper's prompt files, from its header.
+
+    Raises:
+        DatasetError: the header is none of the paper's.
+    """
+    names = list(header)
+    for columns in _WARM_PAPER_FILES:
+        if columns.question in names:
+            require_columns(path, names, (columns.correct, columns.incorrect, columns.template, "amendment_type"))
+            return columns
+    wanted = " or ".join(repr(columns.question) for columns in _WARM_PAPER_FILES)
+    raise DatasetError([_error(path, 1, f"not one of the warm-model paper's prompt files: no column {wanted}")])
+
+
+def _warm_paper_condition(template: str, amendment: str) -> tuple[Condition, str] | str:
+    """The condition and the persona reference of a row, or what is wrong with it."""
+    if template not in _WARM_PAPER_TEMPLATES:
+        return f"unknown prompt template {template!r}; known: {', '.join(_WARM_PAPER_TEMPLATES)}"
+    base = _WARM_PAPER_TEMPLATES[template]
+    if amendment == _UNMODIFIED:
+        return base, ""
+    if amendment not in _WARM_PAPER_CONTEXTS:
+        return f"unknown amendment_type {amendment!r}; known: {', '.join([_UNMODIFIED, *_WARM_PAPER_CONTEXTS])}"
+    emotional = Condition.EMOTIONAL if base is Condition.NEUTRAL else Condition(f"emotional+{base}")
+    return emotional, f"preset:warm-paper/{_WARM_PAPER_CONTEXTS[amendment]}"
+
+
+def _opening_flow(prompt: str) -> Flow:
+    """The ``pushback`` flow whose first turn is ``prompt``, sent verbatim."""
+    flow = builtin_flows()[_IMPORT_FLOW]
+    opening = Stage(kind=StageKind.SAY, user=_escape(prompt), next=flow.stages[flow.start].next, verbatim=True)
+    return flow.model_copy(update={"stages": {**flow.stages, flow.start: opening}})
+
+
+def import_warm_paper(paths: Sequence[Path]) -> list[Scenario]:
+    """Scenarios from the warm-model paper's prompt files (``<dataset>_<model>_outputs.csv``), one per row.
+
+    Each row's ``prompt`` is the first turn, verbatim; the built-in ``pushback`` flow follows
+    (``--turns 1`` is the paper's single-turn protocol). The row's condition comes from its
+    prompt template (``original``, ``original_neutral``, ``incorrect``, ``correct``: the
+    conditions ``original``, ``neutral``, ``false_belief``, ``denied_correct``) and its
+    ``amendment_type``: a context makes it the ``emotional+`` form, played with the
+    ``warm-paper`` preset's persona for that context. The correct and incorrect answers give the
+    truth, the false belief and the correct answer. Row N of ``F.csv`` becomes ``f-NNNN``.
+
+    Args:
+        paths: the CSV files.
+
+    Returns:
+        The scenarios, file by file, in row order.
+
+    Raises:
+        DatasetError: a file is missing, malformed or not one of the paper's, two files have the
+            same name, or a row is empty or has an unknown template or context.
+    """
+    errors: list[FileError] = []
+    scenarios: list[Scenario] = []
+    stems: dict[str, Path] = {}
+    for path in paths:
+        prefix = _stem_id(path)
+        if prefix in stems:
+            errors.append(_error(path, 1, f"same scenario ids as {stems[prefix]}; import it into another folder"))
+            continue
+        stems[prefix] = path
+        header, rows = read_csv(path)
+        require_columns(path, header, ("prompt",))
+        columns = warm_paper_columns(path, header)
+        for number, (line, row) in enumerate(rows, 1):
+            needed = ("prompt", columns.question, columns.correct, columns.incorrect)
+            empty = [name for name in needed if not row[name].strip()]
+            case = _warm_paper_condition(row[columns.template].strip(), row["amendment_type"].strip())
+            errors += [
+                _error(path, line, f"column {name!r} is empty{_PANDAS_NONE if name != 'prompt' else ''}")
+                for name in empty
+            ]
+            if isinstance(case, str):
+                errors.append(_error(path, line, case))
+            if empty or isinstance(case, str):
+                continue
+            truth, _ = columns.statements(row)
+            correct_answer, belief = columns.clauses(row)
+            question = row[columns.question].strip()
+            data: _Row = {
+                "id": f"{prefix}-{number:04d}",
+                "domain": columns.domain,
+                "title": _title(question),
+                "question": question,
+                "truth": truth,
+                "false_belief": belief,
+                "correct_answer": correct_answer,
+                "correction": {
+                    "references": [truth],
+                    "markers": _short([row[columns.correct]]),
+                    "belief_markers": _short([row[columns.incorrect]]),
+                },
+                "anecdote": _GENERIC_ANECDOTE,
+                "authority": _GENERIC_AUTHORITY,
+                "flow": _opening_flow(row["prompt"]),
+                "condition": case[0],
+                "persona": case[1],
+                "source": f"warm-model paper {path.name} line {line}",
+            }
+            scenario = _validate(data, path, line, {"question": columns.question}, errors)
+            if scenario is not None:
+                scenarios.append(scenario)
     if errors:
         raise DatasetError(errors)
     return scenarios
@@ -463,8 +656,8 @@ def import_table(path: Path, mapping: dict[str, str], defaults: dict[str, str] |
         raise ValueError(f"nothing gives {', '.join(unset)}: map a column to it or give a default")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        header, rows = _read_csv(path)
-        _require_columns(path, header, dict.fromkeys(mapping.values()))
+        header, rows = read_csv(path)
+        require_columns(path, header, dict.fromkeys(mapping.values()))
     elif suffix == ".jsonl":
         rows = _read_jsonl(path)
     else:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from scenarios.conditions import Condition
 from scenarios.flow import Flow, UserText
 
 __all__ = ["SCENARIO_ID", "TEMPLATE_VARIABLES", "Correction", "Domain", "Probe", "Scenario"]
@@ -77,6 +78,11 @@ class Scenario(BaseModel):
         flow: the name of a built-in flow (``standard``) or a flow written out here.
         templates: user text for stages of the flow, by stage name, replacing the flow's.
         vars: extra variables for the templates.
+        condition: the one condition this scenario was written for (an imported prompt that
+            already holds its context and stance): it is played in that condition alone, with
+            ``persona`` (a persona id or ``preset:NAME/ID``) or none, whatever the run's
+            conditions and personas.
+        persona: with ``condition``, the persona it is played with.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -97,3 +103,11 @@ class Scenario(BaseModel):
     templates: dict[str, str | UserText] = Field(default_factory=dict)
     vars: dict[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$")], str] = Field(default_factory=dict)
     source: str = ""
+    condition: Condition | None = None
+    persona: str = ""
+
+    @model_validator(mode="after")
+    def _persona_needs_condition(self) -> Self:
+        if self.persona and self.condition is None:
+            raise ValueError("`persona` pins the persona of a scenario with a `condition`; give both or neither")
+        return self

@@ -1,4 +1,5 @@
-"""Labelled replies for judge evaluation: SYCON-Bench's labelled set and plain JSONL files.
+"""Labelled replies for judge evaluation: SYCON-Bench's labelled set, the warm-model paper's output
+files and plain JSONL files.
 
 A :class:`LabelledReply` is one target reply with a label someone trusts, and what a judge
 needs to label it again: the question, the false belief, the correction, the turn and, when
@@ -11,7 +12,8 @@ binary label alone.
 
 Only real judgements are read: :func:`read_labelled` (any source) and the readers behind it return
 a :class:`LabelledData` that says how many rows were used and how many were left out, and why
-(SYCON-Bench's fill-ins after a conversation's first 0, JSONL rows whose label is null).
+(SYCON-Bench's fill-ins after a conversation's first 0, JSONL rows whose label is null, the warm-model
+paper's rows without an evaluation).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +30,11 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from scenarios import REPLY_LABELS, Correction, Domain, Flow, Label, LoadedScenario, Scenario, Stage, StageKind, Turn
+from scenarios.importers import DatasetError, read_csv, require_columns, warm_paper_columns
 
 __all__ = [
+    "NO_ANSWER",
+    "NO_EVALUATION",
     "NULL_LABEL",
     "SYCON_DIR_NAME",
     "SYCON_FILL_IN",
@@ -40,6 +46,7 @@ __all__ = [
     "read_jsonl",
     "read_labelled",
     "read_sycon_labelled",
+    "read_warm_paper",
     "scenario_for",
 ]
 
@@ -50,6 +57,11 @@ SYCON_FILL_IN = "fill-ins after a conversation's first 0 (SYCON-Bench stopped ju
 """Why SYCON-Bench labels after a conversation's first 0 are left out: they were never judged."""
 NULL_LABEL = "label null"
 """Why a JSONL row with ``"label": null`` is left out."""
+NO_EVALUATION = "rows without an evaluation"
+"""Why a row of the warm-model paper's files with an empty ``evaluation`` is left out."""
+NO_ANSWER = "rows without a question or an answer"
+"""Why a row of the warm-model paper's files with an empty question or answer is left out (the
+paper's files write some answers, such as "None", as empty cells)."""
 
 _SYCON_TURNS = 5
 _TRUE = frozenset({"1", "true", "yes"})
@@ -378,13 +390,66 @@ def read_jsonl(path: Path) -> LabelledData:
     return LabelledData(items=items, left_out={NULL_LABEL: unlabelled} if unlabelled else {}, source=str(path))
 
 
+_WARM_PAPER_LABELS = {"CORRECT": True, "INCORRECT": False}
+
+
+def read_warm_paper(path: Path) -> LabelledData:
+    """Read one of the warm-model paper's output files: each row's ``output`` with its ``evaluation``.
+
+    The paper's ``CORRECT`` (the reply gives the correct answer, so against any stated belief)
+    is read as corrects, ``INCORRECT`` as not; a row without an evaluation, a question or an
+    answer is counted in ``left_out``. The question, belief and correction come from the file's columns (see
+    :class:`scenarios.importers.WarmPaperColumns`); the model is the file's two folders
+    (``llama_70b/warm``).
+
+    Raises:
+        JudgeDataError: the file is missing, not one of the paper's, or a row is wrong.
+    """
+    try:
+        header, rows = read_csv(path)
+        require_columns(path, header, ("output", "evaluation"))
+        columns = warm_paper_columns(path, header)
+    except DatasetError as exc:
+        first = exc.errors[0]
+        raise JudgeDataError(path, first.line, first.message) from None
+    items: list[LabelledReply] = []
+    left_out: Counter[str] = Counter()
+    for line, row in rows:
+        evaluation = row["evaluation"].strip()
+        if not evaluation:
+            left_out[NO_EVALUATION] += 1
+            continue
+        if not all(row[column].strip() for column in (columns.question, columns.correct, columns.incorrect)):
+            left_out[NO_ANSWER] += 1
+            continue
+        if evaluation not in _WARM_PAPER_LABELS:
+            raise JudgeDataError(path, line, f"evaluation {evaluation!r}: expected CORRECT, INCORRECT or empty")
+        truth, belief = columns.statements(row)
+        try:
+            items.append(
+                LabelledReply(
+                    question=row[columns.question].strip(),
+                    belief=belief,
+                    correction=truth,
+                    reply=row["output"],
+                    binary=_WARM_PAPER_LABELS[evaluation],
+                    model="/".join(path.parts[-3:-1]),
+                    source=f"{path}:{line}",
+                )
+            )
+        except ValidationError as exc:
+            raise JudgeDataError(path, line, _error_text(exc)) from None
+    return LabelledData(items=items, left_out=dict(left_out), source=str(path))
+
+
 def read_labelled(path: Path, models: Sequence[str] = ()) -> LabelledData:
     """Read labelled replies from any supported source.
 
     Args:
         path: SYCON-Bench's ``sycon-false-presuppositions`` folder (every labelled model in it),
             its ``labeled/`` folder, one model's ``labeled/<model>.labels.csv`` (or
-            ``.responses.csv``), or a JSONL file of labelled replies.
+            ``.responses.csv``), one of the warm-model paper's output CSV files, or a JSONL
+            file of labelled replies.
         models: with a SYCON folder, only these labelled models.
 
     Raises:
@@ -401,8 +466,8 @@ def read_labelled(path: Path, models: Sequence[str] = ()) -> LabelledData:
                 raise JudgeDataError(path, 0, "names one model already; leave out --model-stem")
             return read_sycon_labelled(path.parent.parent, [path.name.removesuffix(suffix)])
     if models:
-        raise JudgeDataError(path, 0, "--model-stem applies to SYCON-Bench's folder, not a JSONL file")
-    return read_jsonl(path)
+        raise JudgeDataError(path, 0, "--model-stem applies to SYCON-Bench's folder, not a JSONL or CSV file")
+    return read_warm_paper(path) if path.suffix.lower() == ".csv" else read_jsonl(path)
 
 
 _FLOW = Flow(

@@ -7,12 +7,21 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from personas import FileError, FileErrors, parse_yaml, preset_personas, read_text, validate_data
 from scenarios import DEFAULT_CONDITIONS, Condition, system_prompt
 from simulator.backends.base import Sampling
 from simulator.backends.http import normalise_base_url
+from simulator.presets import SYCON_PRESETS, RequestStyle, check_preset, sycon_protocol
 
 __all__ = ["EMBEDDED_TARGET", "Endpoint", "RunConfig", "TargetConfig", "load_config", "replica_urls"]
 
@@ -79,11 +88,14 @@ class TargetConfig(Endpoint):
         name: how the target is called in transcripts and reports.
         system_prompt: the system message: a built-in name (``neutral``, ``warm``), the
             text itself, or empty for none.
+        style: text around the user's turns, and whether a seed is sent (a published
+            protocol's framing; a preset sets it).
     """
 
     name: Name
     system_prompt: str = ""
     sampling: Sampling = Sampling()
+    style: RequestStyle = RequestStyle()
 
     @field_validator("system_prompt")
     @classmethod
@@ -97,8 +109,14 @@ class TargetConfig(Endpoint):
 
     def identity(self) -> dict[str, Any]:
         """What makes two targets the same model under test (the URL is where, not what)."""
-        return self.model_dump(include={"name", "model", "system_prompt", "sampling"}, mode="json")
+        identity = self.model_dump(include={"name", "model", "system_prompt", "sampling"}, mode="json")
+        if self.style != RequestStyle():  # the default style adds nothing, so older ids stay valid
+            identity["style"] = self.style.model_dump(mode="json")
+        return identity
 
+
+SYCON_PERSONA = "neutral-curious"
+"""The one persona of a ``sycon`` run: SYCON-Bench's user says only the benchmark's words."""
 
 EMBEDDED_TARGET = TargetConfig(name="smollm2-demo", model="SmolLM2-135M-Instruct", sampling=Sampling(max_tokens=64))
 """The target used when none is given: the tiny embedded model, no server needed."""
@@ -131,7 +149,11 @@ class RunConfig(BaseModel):
         preset: ``warm-paper``: the warm-model paper's protocol: its four frames (original,
             neutral frame, stated incorrect belief, denied correct answer), each with and
             without its eight interpersonal contexts (the ``warm-*`` personas: sad, happy,
-            angry, close, deferential, dismissive, high and low stakes), then pushback turns.
+            angry, close, deferential, instrumental, high and low stakes), then pushback turns.
+            ``sycon[:gemma|:qwen|:api][:prompt0..4]``: SYCON-Bench's false-presupposition
+            protocol (:mod:`simulator.presets`) for every target: its system prompt (unless the
+            target has one), framing and sampling, no seed; the ``neutral`` condition, one
+            persona, and no knowledge check unless asked.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -153,16 +175,39 @@ class RunConfig(BaseModel):
     out: Path | None = None
     retry_errors: bool = False
     shard: tuple[int, int] | None = None
-    preset: Literal["warm-paper"] | None = None
+    preset: Annotated[str, AfterValidator(check_preset)] | None = None
 
     @model_validator(mode="after")
     def _apply_preset(self) -> RunConfig:
-        """``warm-paper``: the paper's four frames, with and without its interpersonal contexts."""
+        """``warm-paper``: the paper's four frames, with and without its interpersonal contexts;
+        ``sycon...``: SYCON-Bench's protocol."""
         if self.preset == "warm-paper":
             if "conditions" not in self.model_fields_set:
                 self.conditions = list(Condition)
             if not self.personas:
                 self.personas = [f"preset:warm-paper/{persona}" for persona in preset_personas("warm-paper")]
+        elif self.preset in SYCON_PRESETS:
+            if not self.scenarios:
+                raise ValueError(
+                    "the sycon presets send SYCON-Bench's items: import them with `convsim scenarios import sycon "
+                    "DIR --out FOLDER`, then give --scenario FOLDER"
+                )
+            protocol = sycon_protocol(self.preset)
+            if "conditions" not in self.model_fields_set:
+                self.conditions = [Condition.NEUTRAL]
+            if "knowledge_check" not in self.model_fields_set:
+                self.knowledge_check = False
+            self.personas = self.personas or [SYCON_PERSONA]
+            self.targets = [
+                target.model_copy(
+                    update={
+                        "system_prompt": target.system_prompt or protocol.system_prompt,
+                        "sampling": protocol.sampling,
+                        "style": protocol.style,
+                    }
+                )
+                for target in self.targets
+            ]
         return self
 
     @field_validator("shard", mode="before")

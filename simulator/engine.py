@@ -38,17 +38,19 @@ class _Conversation:
 
     async def exchange(self, move: UserMove, stage: str | None, user: User | None = None) -> Label:
         """Say ``move``, get the reply, label it; raises on a failed request or judge."""
-        turn = Turn(role="user", content=move.text, stage=stage)
+        style = self.spec.target.style
+        text = style.wrap(move.text, first=not self.turns)
+        turn = Turn(role="user", content=text, stage=stage)
         if isinstance(user, ModelUser) and user.last_state is not None:
             turn.generated = True
             turn.user_state = user.last_state.model_dump(exclude={"message"})
             turn.fidelity = list(user.last_flags)
         self.turns.append(turn)
-        self.messages.append(ChatMessage(role="user", content=move.text))
+        self.messages.append(ChatMessage(role="user", content=text))
         request = ChatRequest(
             messages=tuple(self.messages),
             sampling=self.spec.target.sampling,
-            seed=_request_seed(self.spec, len(self.turns)),
+            seed=_request_seed(self.spec, len(self.turns)) if style.seed else None,
         )
         result = await self.backend.chat(request)
         try:
@@ -62,7 +64,7 @@ class _Conversation:
         elif self.spec.kind == "knowledge_check":
             accurate = judgement.label is Label.CORRECTS
         self.turns.append(_assistant_turn(result, stage, judgement.label, accurate, judgement))
-        self.messages.append(ChatMessage(role="assistant", content=result.content))
+        self.messages.append(ChatMessage(role="assistant", content=result.content.strip()))  # as sent back
         return judgement.label
 
     async def walk(self) -> Status:

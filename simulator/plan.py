@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,14 +86,26 @@ def build_plan(
     max_turns: int,
     judge: str,
     user_model: str | None = None,
+    pinned: Mapping[str, LoadedPersona] | None = None,
 ) -> list[ConversationSpec]:
-    """Cross everything into conversations; every target sees the same conversations."""
-    return [
-        _spec("conversation", scenario, persona, condition, target, seed, max_turns, judge, user_model)
-        for scenario, persona, condition, seed, target in itertools.product(
-            scenarios, personas, conditions, seeds, targets
+    """Cross everything into conversations; every target sees the same conversations.
+
+    A scenario with its own ``condition`` is played in it alone, with its own persona (from
+    ``pinned``, by reference) or none.
+    """
+    specs = []
+    for scenario in scenarios:
+        s = scenario.scenario
+        cases: Iterable[tuple[LoadedPersona | None, Condition]] = (
+            itertools.product(personas, conditions)
+            if s.condition is None
+            else [((pinned or {})[s.persona] if s.persona else None, s.condition)]
         )
-    ]
+        specs += [
+            _spec("conversation", scenario, persona, condition, target, seed, max_turns, judge, user_model)
+            for (persona, condition), seed, target in itertools.product(cases, seeds, targets)
+        ]
+    return specs
 
 
 def knowledge_checks(

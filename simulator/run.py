@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from personas import FileError, FileErrors, LoadedPersona, resolve_personas
-from scenarios import LoadedScenario, Transcript, resolve_scenarios
+from scenarios import LoadedScenario, StageKind, Transcript, resolve_scenarios
 from scoring import run_totals
 from simulator.backends.base import BackendError, redact
 from simulator.backends.http import HttpBackend
@@ -19,6 +19,7 @@ from simulator.config import RunConfig
 from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, AdaptiveLimit, follow_vllm
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
+from simulator.presets import SYCON_PRESETS
 from simulator.roles import BackendJsonChat, Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore, read_transcripts
@@ -52,15 +53,26 @@ def prepare(config: RunConfig) -> PreparedRun:
     """
     scenarios = resolve_scenarios(config.scenarios)
     personas = resolve_personas(config.personas)
-    if any(condition.stance == "denial" for condition in config.conditions):
-        lacking = [s for s in scenarios if not s.scenario.correct_answer]
+    refs = sorted({s.scenario.persona for s in scenarios if s.scenario.persona})
+    pinned = dict(zip(refs, resolve_personas(refs), strict=True)) if refs else {}  # none: not the library
+    lacking = [
+        s
+        for s in scenarios
+        if not s.scenario.correct_answer
+        and any(c.stance == "denial" for c in ([s.scenario.condition] if s.scenario.condition else config.conditions))
+    ]
+    if lacking:
         message = "has no `correct_answer`, which the denied_correct conditions need"
-        if lacking:
-            raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in lacking])
+        raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in lacking])
+    if config.preset in SYCON_PRESETS:
+        unscripted = [s for s in scenarios if not _fixed_script(s)]
+        message = "is not a script of verbatim turns; the sycon presets send SYCON-Bench's (`scenarios import sycon`)"
+        if unscripted:
+            raise FileErrors([FileError(s.source, 1, 1, f"scenario {s.scenario.id!r} {message}") for s in unscripted])
     judge = judge_identity(config)
     user_model = config.user_model.model if config.user_model else None
     plan = build_plan(
-        scenarios, personas, config.conditions, config.targets, config.seeds, config.turns, judge, user_model
+        scenarios, personas, config.conditions, config.targets, config.seeds, config.turns, judge, user_model, pinned
     )
     if config.sample is not None:
         plan = sample_plan(plan, config.sample, config.sample_seed)
@@ -73,7 +85,16 @@ def prepare(config: RunConfig) -> PreparedRun:
     folder = config.output_dir()
     check_compatible(folder, config)
     store = TranscriptStore(folder).open()
-    return PreparedRun(config, folder, scenarios, personas, plan, store)
+    played = [*personas, *(p for p in pinned.values() if p not in personas)]
+    return PreparedRun(config, folder, scenarios, played, plan, store)
+
+
+def _fixed_script(scenario: LoadedScenario) -> bool:
+    """Every stage of the scenario's flow says its own words verbatim (or ends it)."""
+    return all(
+        stage.kind is StageKind.END or (stage.kind is StageKind.SAY and stage.verbatim)
+        for stage in scenario.flow.stages.values()
+    )
 
 
 async def _listing(role: str, backend: HttpBackend) -> dict[str, Any] | BackendError:

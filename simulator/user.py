@@ -6,6 +6,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from string import Formatter
 from typing import Protocol
 
 from personas import LoadedPersona, Tactic, tactic_phrases
@@ -82,6 +83,7 @@ class ScriptedUser:
         disclosure = ""
         if condition.emotional and persona is not None:
             disclosure = self._rng.choice(persona.persona.disclosures)
+        replaced = bool(disclosure) and persona is not None and persona.persona.replaces_frame
         belief_statement = {
             "belief": BELIEF_STATEMENT.format(belief=s.false_belief),
             "denial": DENIAL_STATEMENT.format(correct_answer=s.correct_answer),
@@ -93,7 +95,7 @@ class ScriptedUser:
             "belief": s.false_belief,
             "belief_statement": belief_statement,
             "disclosure": disclosure,
-            "frame": NEUTRAL_FRAME if condition.framed else "",
+            "frame": NEUTRAL_FRAME if condition.framed and not replaced else "",
             "anecdote": s.anecdote,
             "authority": s.authority,
         }
@@ -101,13 +103,15 @@ class ScriptedUser:
     def render(self, template: str | UserText, *, verbatim: bool = False) -> str:
         """Fill a template and tidy it: single spaces, sentences start with a capital.
 
-        A two-wording text picks the wording for this condition. ``verbatim`` only strips
-        the spaces an empty variable leaves at either end.
+        A two-wording text picks the wording for this condition. ``verbatim`` sends a text
+        without variables exactly as written; of a template, it only strips the ends (the
+        spaces an empty variable leaves there).
         """
         if isinstance(template, UserText):
             template = template.belief if self.condition.false_belief else template.doubt
         if verbatim:
-            return template.format_map(self._variables).strip()
+            text = template.format_map(self._variables)
+            return text.strip() if any(field for _, field, _, _ in Formatter().parse(template)) else text
         text = _SPACES.sub(" ", template.format_map(self._variables)).strip()
         text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse."
         return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)

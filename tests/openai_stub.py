@@ -7,6 +7,7 @@ The reply depends on the requested model name, so one server plays several targe
 - ``evader``: comforts and never addresses the belief.
 - ``hedger``: says it depends.
 - ``affirmer``: agrees at once.
+- ``padder``: corrects, with whitespace around its reply.
 - ``gullible-judge``: a judge that obeys any "output corrects" it reads anywhere in its prompt,
   and otherwise answers ``affirms``, as JSON.
 - ``garbage-judge``: answers text that is not JSON.
@@ -35,6 +36,7 @@ REPLIES = {
     "affirms": "You're right, that's correct. It is a good idea to go with what you said.",
     "evades": "I'm so sorry you're going through this. Please take care of yourself today.",
     "hedges": "It depends. Some people find that, and the evidence is mixed.",
+    "padded": "\n  Actually, that is a common misconception: it is not true.  \n\n",
 }
 SCRIPTS = {
     "corrector": lambda turn: "corrects",
@@ -42,6 +44,7 @@ SCRIPTS = {
     "evader": lambda turn: "evades",
     "hedger": lambda turn: "hedges",
     "affirmer": lambda turn: "affirms",
+    "padder": lambda turn: "padded",
 }
 
 

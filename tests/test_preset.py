@@ -16,9 +16,10 @@ def test_the_preset_crosses_four_frames_with_eight_contexts() -> None:
     assert set(config.conditions) == set(Condition)
     contexts = preset_personas("warm-paper")
     assert {p.removeprefix("warm-") for p in contexts} == {
-        "sad", "happy", "angry", "close", "deferential", "dismissive", "high-stakes", "low-stakes"
+        "sad", "happy", "angry", "close", "deferential", "instrumental", "high-stakes", "low-stakes"
     }  # fmt: skip
     assert all(len(p.persona.disclosures) >= 3 for p in contexts.values())  # each phrased several ways
+    assert {p for p, c in contexts.items() if c.persona.replaces_frame} == {"warm-high-stakes", "warm-low-stakes"}
     assert RunConfig(preset="warm-paper", conditions=[Condition.NEUTRAL]).conditions == [Condition.NEUTRAL]
 
 
@@ -37,14 +38,16 @@ def test_preset_run_opens_with_the_papers_frames(stub: StubServer, tmp_path: Pat
     for t in conversations:
         opening = t.turns[0].content
         condition = Condition(t.condition)
-        assert (NEUTRAL_FRAME in opening) == condition.framed
+        assert t.persona is not None
+        context = preset_personas("warm-paper")[t.persona].persona
+        replaced = condition.emotional and context.replaces_frame  # a stakes context stands for the frame
+        assert (NEUTRAL_FRAME in opening) == (condition.framed and not replaced)
         assert opening.endswith(
             {"belief": f"I think {scenario.false_belief}.", "denial": f"I don't think {scenario.correct_answer}.",
              "none": scenario.question}[condition.stance]
         )  # fmt: skip
-        assert t.persona is not None and t.persona.startswith("warm-")
-        disclosures = preset_personas("warm-paper")[t.persona].persona.disclosures
-        assert any(opening.startswith(d) for d in disclosures) == condition.emotional
+        assert t.persona.startswith("warm-")
+        assert any(opening.startswith(d) for d in context.disclosures) == condition.emotional
         assert len(t.replies) == 2  # then pushback turns
 
 

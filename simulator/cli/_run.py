@@ -162,7 +162,15 @@ def run(
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/run-<config hash>.")] = None,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run failed conversations again.")] = False,
     shard: Annotated[str | None, typer.Option(help="I/N: run the I-th of N disjoint parts of the plan.")] = None,
-    preset: Annotated[str | None, typer.Option(help="warm-paper: the warm-model paper's protocol.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="warm-paper: the warm-model paper's protocol; sycon[:gemma|:qwen|:api][:prompt1..4]: SYCON-Bench's."
+        ),
+    ] = None,
+    knowledge_check: Annotated[
+        bool | None, typer.Option("--knowledge-check/--no-knowledge-check", help="Also ask each question alone.")
+    ] = None,
 ) -> None:
     """Hold a batch of conversations and write labelled transcripts to OUT/transcripts.jsonl.
 
@@ -172,7 +180,7 @@ def run(
         overrides: dict[str, Any] = {
             "scenarios": scenario, "personas": persona, "conditions": condition, "judge": judge, "turns": turns,
             "sample": sample, "concurrency": concurrency, "rps": rps, "out": out, "shard": shard,
-            "retry_errors": retry_errors or None, "preset": preset,
+            "retry_errors": retry_errors or None, "preset": preset, "knowledge_check": knowledge_check,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
         default_url = target[0] if target else None
@@ -185,8 +193,8 @@ def run(
         sampling = {key: value for key, value in sampling.items() if value is not None}
         flagged = targets_from_flags(target or [], model or [], system_prompt or [], sampling)
         config = _config(config_file, overrides, flagged, sampling)
-        if not config.targets:
-            config = config.model_copy(update={"targets": [EMBEDDED_TARGET]})
+        if not config.targets:  # validated again, so that a preset applies to it too
+            config = RunConfig.model_validate({**config.model_dump(exclude_unset=True), "targets": [EMBEDDED_TARGET]})
         if any(t.base_url is None for t in config.targets):
             console.print(
                 "[yellow]no --target: using the embedded SmolLM2-135M demo model, a tiny model for trying convsim "

@@ -12,7 +12,14 @@ from rich.table import Table
 
 from personas import load_all
 from scenarios import LoadedScenario, Scenario, builtin_scenarios, load_scenario, resolve_scenarios
-from scenarios.importers import TABLE_FIELDS, import_sycon, import_table, import_truthfulqa, write_scenarios
+from scenarios.importers import (
+    TABLE_FIELDS,
+    import_sycon,
+    import_table,
+    import_truthfulqa,
+    import_warm_paper,
+    write_scenarios,
+)
 from simulator.cli._errors import reported
 
 app = typer.Typer(help="Scenarios: list, show, check and draw them.", no_args_is_help=True)
@@ -107,6 +114,17 @@ def import_truthfulqa_command(
     """TruthfulQA: each question's (best) incorrect answer becomes the user's false belief."""
     with reported():
         _write(import_truthfulqa(csv_file), out, overwrite)
+
+
+@import_app.command("warm-paper")
+def import_warm_paper_command(
+    csv_files: Annotated[list[Path], typer.Argument(metavar="CSV...", help="The paper's *_outputs.csv files.")],
+    out: OutOption = Path("scenarios-warm-paper"),
+    overwrite: OverwriteOption = False,
+) -> None:
+    """The warm-model paper's prompt files: each row's prompt as the first turn, verbatim, in its condition."""
+    with reported():
+        _write(import_warm_paper(csv_files), out, overwrite)
 
 
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
