@@ -302,10 +302,16 @@ class JudgeModel(BaseModel):
         weights = self._weights[0 if self.mode == "binary" else cls, row[0]] * row[1]
         if self.mode == "binary" and cls == 0:
             weights = -weights
-        names = [*(f"reply '{t}'" for t in self.reply.terms), *(f"opening '{t}'" for t in self.opening.terms),
-                 *SCENARIO_FEATURES]  # fmt: skip
-        order = np.argsort(-weights)[:top]
-        return [(names[int(row[0][i])], float(weights[i])) for i in order if weights[i] > 0]
+        order = [i for i in np.argsort(-weights)[:top] if weights[i] > 0]
+        return [(self._column_name(int(row[0][i])), float(weights[i])) for i in order]
+
+    def _column_name(self, column: int) -> str:
+        n_reply, n_opening = len(self.reply.terms), len(self.opening.terms)
+        if column < n_reply:
+            return f"reply '{self.reply.terms[column]}'"
+        if column < n_reply + n_opening:
+            return f"opening '{self.opening.terms[column - n_reply]}'"
+        return SCENARIO_FEATURES[column - n_reply - n_opening]
 
     def save(self, path: Path) -> None:
         """Write the model as JSON (gzip-compressed when the name ends in ``.gz``)."""
@@ -481,12 +487,18 @@ class TrainReport:
     seconds: float
 
 
-def train_learned_judge(items: Sequence[LabelledReply], out: Path, seed: int = 0) -> TrainReport:
+def train_learned_judge(items: Sequence[LabelledReply], out: Path, seed: int = 0, source: str = "") -> TrainReport:
     """Train a learned judge on labelled replies, measure it held out, and write it to ``out``.
 
     Five-way labels on every item train a five-way judge; otherwise it is binary (corrects or
     not). Held out, by question (5 folds): the kappa and the cascade threshold; by model
     (leave one model out), when the items name two models or more: the kappa of each model.
+
+    Args:
+        items: the training replies.
+        out: the model file to write.
+        seed: the seed of the by-question folds.
+        source: where the replies come from (recorded, so that an evaluation on them can be flagged).
 
     Raises:
         ValueError: fewer than two classes among the labels.
@@ -513,7 +525,7 @@ def train_learned_judge(items: Sequence[LabelledReply], out: Path, seed: int = 0
     model = fit_judge_model(items)
     model.confident_at = confident_at
     model.training = {
-        "n": len(items), "groups": groups, "models": models, "seed": seed, "mode": mode,
+        "data": source, "n": len(items), "groups": groups, "models": models, "seed": seed, "mode": mode,
         "positives": sum(item.target for item in items),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "held_out": {"by_question_kappa": by_question, "by_model_kappa": by_model,

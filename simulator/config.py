@@ -130,8 +130,9 @@ class RunConfig(BaseModel):
         personas: built-in persona ids or files; empty for the whole library.
         conditions: the user-side conditions to cross with personas and scenarios.
         targets: models under test; empty for the embedded demo model.
-        judge: the online judge: ``rules``, ``llm`` (the model at ``judge_model``), or
-            ``learned:FILE``.
+        judge: the online judge: ``learned`` (the judge shipped in the package, the default),
+            ``learned:FILE``, ``rules``, ``llm`` (the model at ``judge_model``) or
+            ``cascade:learned,llm`` (the learned judge where it is confident, the LLM judge elsewhere).
         user_model: drives the simulated user where the flow leaves the words to it; without
             it, the user is scripted.
         turns: the most target replies in one conversation.
@@ -162,7 +163,7 @@ class RunConfig(BaseModel):
     personas: list[str] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=lambda: list(DEFAULT_CONDITIONS))
     targets: list[TargetConfig] = Field(default_factory=list)
-    judge: str = "rules"
+    judge: str = "learned"
     judge_model: Endpoint | None = None
     user_model: Endpoint | None = None
     turns: int = Field(6, ge=1, le=100)

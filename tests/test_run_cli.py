@@ -25,7 +25,8 @@ def convsim(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProc
 
 
 def run_args(server: StubServer, model: str, out: Path, *extra: str) -> list[str | Path]:
-    return ["run", "--target", server.base_url, "--model", model, "--out", out, *extra]
+    """A run against the stub; the rule judge, whose labels of the stub's scripted replies are known by design."""
+    return ["run", "--target", server.base_url, "--model", model, "--out", out, "--judge", "rules", *extra]
 
 
 def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
@@ -37,6 +38,18 @@ def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
 
 def lines(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+
+
+def test_the_default_online_judge_is_the_shipped_learned_judge(stub: StubServer, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "--target", stub.base_url, "--model", "corrector", "--out", out, "--sample", "3", "--turns", "2"]
+    result = convsim(*args)
+    assert result.returncode == 0, result.stderr
+    replies = [reply for t in read_transcripts(out) for reply in t.replies]
+    assert replies and all(r.judgement is not None and r.judgement.judge == "learned" for r in replies)
+    assert all(r.label is Label.CORRECTS for r in replies)  # "Actually, that's a common misconception ..."
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["judge"] == "learned" and manifest["summary"]["judged_by"] == {"learned": len(replies)}
 
 
 def test_labels_follow_the_replies_stance(stub: StubServer, tmp_path: Path) -> None:

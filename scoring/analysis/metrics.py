@@ -29,6 +29,7 @@ from scoring.analysis.stats import bootstrap_sums, kaplan_meier, nan_percentiles
 __all__ = [
     "DEFAULT_BY",
     "Decay",
+    "corrections_by_turn",
     "decay",
     "exclusions",
     "face_saving",
@@ -102,6 +103,22 @@ class Decay:
     slopes: pd.DataFrame
 
 
+def corrections_by_turn(rows: pd.DataFrame) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Correcting replies and usable replies, one row per conversation and one column per turn.
+
+    Args:
+        rows: usable turns (:func:`usable_turns`) of one group.
+    """
+    codes, _ = pd.factorize(rows["conversation"])
+    turn_index = rows["turn"].to_numpy() - 1
+    horizon = int(turn_index.max()) + 1
+    cells = codes * horizon + turn_index
+    size = (int(codes.max()) + 1) * horizon
+    replies = np.bincount(cells, minlength=size).reshape(-1, horizon).astype(np.float64)
+    hits = np.bincount(cells, weights=rows["holds"].to_numpy(np.float64), minlength=size).reshape(-1, horizon)
+    return hits, replies
+
+
 def decay(
     frames: Frames, by: Sequence[str] = DEFAULT_BY, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> Decay:
@@ -120,13 +137,8 @@ def decay(
     curve: list[dict[str, Any]] = []
     slopes: list[dict[str, Any]] = []
     for key, rows in groups(usable, by):
-        codes, _ = pd.factorize(rows["conversation"])
-        turn_index = rows["turn"].to_numpy() - 1
-        horizon = int(turn_index.max()) + 1
-        cells = codes * horizon + turn_index
-        size = (int(codes.max()) + 1) * horizon
-        replies = np.bincount(cells, minlength=size).reshape(-1, horizon).astype(np.float64)
-        hits = np.bincount(cells, weights=rows["holds"].to_numpy(np.float64), minlength=size).reshape(-1, horizon)
+        hits, replies = corrections_by_turn(rows)
+        horizon = hits.shape[1]
         n, k = replies.sum(axis=0), hits.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(n > 0, k / n, np.nan)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from scenarios import Label
 from scoring.analysis.frames import Frames
-from scoring.analysis.metrics import DEFAULT_BY, groups, usable_turns
+from scoring.analysis.metrics import DEFAULT_BY, corrections_by_turn, groups, usable_turns
 from scoring.analysis.stats import bootstrap_sums, nan_percentiles
 from scoring.judge_error import JudgeErrorRates, LabelErrorRates, rogan_gladen
 
@@ -96,13 +96,8 @@ def corrected_rates(
     sensitivity, specificity = _validation_draws(corrects, n_boot, rng)
     records: list[dict[str, Any]] = []
     for key, rows in groups(usable_turns(frames), by):
-        codes, _ = pd.factorize(rows["conversation"])
-        turn_index = rows["turn"].to_numpy() - 1
-        horizon = int(turn_index.max()) + 1
-        cells = codes * horizon + turn_index
-        size = (int(codes.max()) + 1) * horizon
-        replies = np.bincount(cells, minlength=size).reshape(-1, horizon).astype(np.float64)
-        hits = np.bincount(cells, weights=rows["holds"].to_numpy(np.float64), minlength=size).reshape(-1, horizon)
+        hits, replies = corrections_by_turn(rows)
+        horizon = hits.shape[1]
         # columns: hits per turn, all turns; replies per turn, all turns
         table = np.hstack([hits, hits.sum(axis=1, keepdims=True), replies, replies.sum(axis=1, keepdims=True)])
         width = horizon + 1

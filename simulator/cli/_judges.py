@@ -17,7 +17,7 @@ from scoring.judge import Judge
 from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
 from simulator.cli._errors import fail, reported
 from simulator.config import Endpoint, RunConfig
-from simulator.roles import Roles, judge_identity, make_judge
+from simulator.roles import JUDGES, Roles, judge_identity, make_judge
 from simulator.run import check_servers
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True, soft_wrap=True)
 
-JudgeOption = Annotated[str, typer.Option(help="rules, llm (with --judge-model) or learned:FILE.")]
+JudgeOption = Annotated[str, typer.Option(help=f"The judge: {JUDGES}.")]
 JudgeModelOption = Annotated[str | None, typer.Option(help="The LLM judge's model.")]
 JudgeTargetOption = Annotated[str | None, typer.Option(help="The LLM judge's server URL.")]
 DATA_HELP = (
@@ -100,6 +100,15 @@ def _labelled(data: Path, models: list[str] | None) -> LabelledData:
     return read
 
 
+def _trained_on(judge: Judge) -> str:
+    """The name of the data a learned judge (or a cascade's learned judge) was trained on, if known."""
+    from scoring.cascade import CascadeJudge
+    from scoring.learned import LearnedJudge
+
+    first = judge.first if isinstance(judge, CascadeJudge) else judge
+    return str(first.model.training.get("data", "")) if isinstance(first, LearnedJudge) else ""
+
+
 def judge_eval(
     data: Annotated[Path, typer.Argument(help=DATA_HELP)],
     judge: JudgeOption = "rules",
@@ -124,6 +133,12 @@ def judge_eval(
         async def go() -> Agreement:
             async with _judge(_config(judge, judge_model, judge_target)) as chosen:
                 console.print(read.describe())
+                trained_on = _trained_on(chosen)
+                if trained_on and trained_on == Path(read.source).name:
+                    console.print(
+                        f"[yellow]note: {chosen.name} was trained on {trained_on}: this agreement is not held out; "
+                        "bench/judge_agreement.py measures it on data it was not trained on[/yellow]"
+                    )
                 return await evaluate(chosen, read.items, concurrency=concurrency)
 
         agreement = asyncio.run(go())
@@ -152,7 +167,7 @@ def judge_train(
             raise fail("judge-train needs scikit-learn: pip install 'convsim[local]'") from None
         read = _labelled(data, model_stem)
         try:
-            report = train_learned_judge(read.items, out, seed)
+            report = train_learned_judge(read.items, out, seed, source=Path(read.source).name)
         except (ValueError, OSError) as exc:
             raise fail(f"cannot train a judge on {data}: {exc}") from None
         console.print(read.describe())

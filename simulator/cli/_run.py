@@ -20,7 +20,7 @@ from simulator.cli._errors import reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
-from simulator.roles import open_roles
+from simulator.roles import JUDGES, open_roles
 from simulator.run import PreparedRun, execute, prepare, replica_stats
 from simulator.runner import BatchSummary
 
@@ -147,7 +147,7 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(help="Longest target reply, in tokens.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Target sampling temperature.")] = None,
     logprobs: Annotated[bool, typer.Option("--logprobs", help="Keep each reply's token logprobs.")] = False,
-    judge: Annotated[str | None, typer.Option(help="Online judge: rules, llm (with --judge-model).")] = None,
+    judge: Annotated[str | None, typer.Option(help=f"Online judge (default learned): {JUDGES}.")] = None,
     judge_model: Annotated[str | None, typer.Option(help="The LLM judge's model name.")] = None,
     judge_target: Annotated[str | None, typer.Option(help="The LLM judge's server; default: --target.")] = None,
     user_model: Annotated[str | None, typer.Option(help="A model that plays the user (default: scripted).")] = None,
@@ -211,7 +211,7 @@ def replay(
     model: Annotated[list[str], typer.Option(help="Served model or LoRA adapter name (repeatable).")],
     system_prompt: Annotated[list[str] | None, typer.Option(help="neutral, warm or text (repeatable).")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Longest target reply, in tokens.")] = None,
-    judge: Annotated[str, typer.Option(help="rules, llm (with --judge-model).")] = "rules",
+    judge: Annotated[str, typer.Option(help=f"The judge: {JUDGES}.")] = "learned",
     judge_model: Annotated[str | None, typer.Option(help="The LLM judge's model name.")] = None,
     judge_target: Annotated[str | None, typer.Option(help="The LLM judge's server; default: --target.")] = None,
     concurrency: Annotated[int, typer.Option(help="Conversations in flight.")] = 32,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from scenarios import Status
+from scenarios import Status, resolve_scenarios
+from scoring.learned import SHIPPED_MODEL, JudgeModel, LearnedJudge
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
 from simulator.limiter import prometheus_sums
 from simulator.vllm_server import VllmServer
@@ -179,3 +182,40 @@ async def test_a_prompt_past_the_context_is_context_overflow_at_once(vllm_server
     await client.aclose()
     assert caught.value.kind == "context_overflow" and not caught.value.retryable, caught.value.reason
     assert "after" not in caught.value.reason  # one attempt: the reason is vLLM's own message
+
+
+def test_cascade_of_the_learned_judge_and_an_llm_judge_on_vllm(vllm_server: VllmServer, tmp_path: Path) -> None:
+    """Confident replies keep the learned label, the rest go to the LLM judge on vLLM; the manifest counts both."""
+    model = JudgeModel.load(resources.files("scoring") / "judges" / SHIPPED_MODEL)
+    model.confident_at = 0.97  # most of the tiny model's replies go to the LLM judge, the surest stay learned
+    model_file = tmp_path / "judge.json.gz"
+    model.save(model_file)
+    out = tmp_path / "run"
+    args = [
+        "run", "--target", vllm_server.base_url, "--model", "smollm2",
+        "--judge", f"cascade:learned:{model_file},llm", "--judge-model", "smollm2",
+        "--scenario", "antibiotics-flu", "--scenario", "bats-blind", "--persona", "neutral-curious",
+        "--condition", "neutral", "--condition", "false_belief", "--turns", "3", "--max-tokens", "48",
+        "--out", str(out),
+    ]  # fmt: skip
+    result = subprocess.run([*CONVSIM, *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    learned = LearnedJudge(model_file)
+    scenarios = {s.scenario.id: s for s in resolve_scenarios(["antibiotics-flu", "bats-blind"])}
+    judged_by: Counter[str] = Counter()
+    for t in read_transcripts(out):
+        if t.status is Status.ERROR:  # a tiny LLM judge may fail its schema three times: recorded, never labelled
+            assert t.error_kind == "judge", t.error
+            continue
+        for index, turn in enumerate(t.turns):
+            if turn.role != "assistant" or turn.judgement is None:
+                continue
+            judged_by[turn.judgement.judge] += 1
+            verdict = asyncio.run(learned.judge(scenarios[t.scenario], t.turns[:index], turn.content))
+            confident = (verdict.confidence or 0.0) >= 0.97
+            assert (turn.judgement.judge == learned.name) is confident, (turn.judgement, verdict)
+            assert confident or turn.judgement.judge.startswith("llm:smollm2")
+    assert sum(n for judge, n in judged_by.items() if judge.startswith("llm:")) >= 1  # the LLM judge was asked
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["summary"]["judged_by"] == dict(judged_by)
+    assert "replies judged by" in result.stdout + result.stderr or len(judged_by) == 1
