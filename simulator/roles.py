@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scoring import Judge, RuleJudge
 from scoring.cascade import CascadeJudge
-from scoring.learned import LearnedJudge, ModelFileError
 from scoring.llm_judge import ChatFailed, LLMJudge
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, Sampling
 from simulator.backends.http import HttpBackend
 from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig
+
+if TYPE_CHECKING:
+    from scoring.learned import LearnedJudge
 
 __all__ = ["BackendJsonChat", "RoleError", "Roles", "judge_identity", "make_judge", "open_backend", "open_roles"]
 
@@ -124,9 +127,8 @@ def make_judge(config: RunConfig, *, cache_file: Path | None = None) -> tuple[Ju
         parts = config.judge.removeprefix(CASCADE).split(",")
         if len(parts) != 2 or not (parts[0] == "learned" or parts[0].startswith("learned:")):
             raise RoleError(f"unknown judge {config.judge!r}; a cascade is cascade:learned[:FILE],JUDGE")
-        first, _ = _one_judge(parts[0], config, cache_file)
+        first = _learned(parts[0])
         second, backend = _one_judge(parts[1], config, cache_file)
-        assert isinstance(first, LearnedJudge)
         return CascadeJudge(first, second, first.confident_at), backend
     return _one_judge(config.judge, config, cache_file)
 
@@ -140,12 +142,19 @@ def _one_judge(spec: str, config: RunConfig, cache_file: Path | None) -> tuple[J
         backend = open_backend(config.judge_model, config)
         return LLMJudge(BackendJsonChat(backend), cache_file=cache_file), backend
     if spec == "learned" or spec.startswith("learned:"):
-        file = spec.removeprefix("learned:") if spec != "learned" else None
-        try:
-            return LearnedJudge(None if file is None else Path(file)), None
-        except (ModelFileError, OSError) as exc:
-            raise RoleError(f"cannot use {spec}: {exc}") from None
+        return _learned(spec), None
     raise RoleError(f"unknown judge {spec!r}; use {JUDGES}")
+
+
+def _learned(spec: str) -> LearnedJudge:
+    """``learned`` (the shipped judge) or ``learned:FILE``."""
+    from scoring.learned import LearnedJudge, ModelFileError  # numpy: imported when a run needs it
+
+    file = spec.removeprefix("learned:") if spec != "learned" else None
+    try:
+        return LearnedJudge(None if file is None else Path(file))
+    except (ModelFileError, OSError) as exc:
+        raise RoleError(f"cannot use {spec}: {exc}") from None
 
 
 def open_roles(config: RunConfig) -> Roles:
