@@ -224,7 +224,7 @@ def test_a_replica_stopped_mid_batch_is_ejected_and_the_batch_finishes_on_the_ot
         b = StubServer(faults).__enter__()
         out = tmp_path / "run"
         url = f"{a.base_url},{b.base_url},{c.base_url}"
-        command = [*CONVSIM, "run", "--target", url, "--model", "caver", "--out", str(out), *args]
+        command = [*CONVSIM, "run", "--target", url, "--model", "caver", "--out", str(out), "--judge", "rules", *args]
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             wait_for_lines(out / "transcripts.jsonl", 5)
@@ -246,7 +246,8 @@ def test_a_replica_stopped_mid_batch_is_ejected_and_the_batch_finishes_on_the_ot
         assert f"{b.base_url} " in stderr and "ejected 1x (out now)" in stderr
 
         served, lines = len(a.requests) + len(c.requests), whole_lines(out / "transcripts.jsonl")[0]
-        again = convsim("run", "--target", f"{c.base_url},{a.base_url}", "--model", "caver", "--out", out, *args)
+        again = convsim("run", "--target", f"{c.base_url},{a.base_url}", "--model", "caver", "--out", out,
+                        "--judge", "rules", *args)  # fmt: skip
         assert again.returncode == 0, again.stderr
         assert f"resuming: {len(expected)} of {len(expected)}" in again.stderr
         assert len(a.requests) + len(c.requests) == served  # nothing run again
