@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,9 @@ from simulator import BackendError, HttpBackend
 from simulator.backends.outage import Outage, Outages, duration
 from simulator.backends.pool import ReplicaPool
 from tests.openai_stub import Faults, StubServer
+from tests.test_faults import DISTINCT, error_summary, key, opening, parsed, turn_of, whole_lines, write_config
 from tests.test_replicas import HELLO, stopped, until
+from tests.test_run_cli import CONVSIM, convsim, wait_for_lines
 
 
 def told() -> tuple[Outages, list[str]]:
@@ -103,3 +107,42 @@ def test_outage_lines_read_as_the_cli_prints_them() -> None:
     since = f"server http://gpu1:8000/v1 unreachable since {outage.since:%H:%M:%S}"
     assert re.fullmatch(rf"{since}, waiting \(budget left (1h00m00s|59m\d\ds)\)", outage.describe())
     assert [duration(s) for s in (0, 59.4, 61, 3600, 3725)] == ["0s", "59s", "1m01s", "1h00m00s", "1h02m05s"]
+
+
+def test_past_the_budget_conversations_end_in_error_exit_1_and_retry_from_their_last_turn(tmp_path: Path) -> None:
+    """The server stays down past ``outage_wait``: the conversations end as connection errors and the run exits 1;
+    once it is back, `--retry-errors` takes each on from its last finished exchange (its first request is the
+    turn after those in its transcript) and exits 0, the result equal to a run without the outage."""
+    faults = Faults(delay_s=0.03)
+    with StubServer(faults) as steady:
+        reference = tmp_path / "reference"
+        config = write_config(tmp_path, steady, reference, max_retries=0, timeout=5, concurrency=8, **DISTINCT)
+        assert convsim("run", "--config", config).returncode == 0
+        expected = parsed(whole_lines(reference / "transcripts.jsonl")[0])
+    out = tmp_path / "run"
+    server = StubServer(faults).__enter__()
+    config = write_config(tmp_path, server, out, max_retries=0, timeout=5, concurrency=8, outage_wait=0.5, **DISTINCT)
+    process = subprocess.Popen([*CONVSIM, "run", "--config", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for_lines(out / "transcripts.jsonl", 5)
+        server.__exit__()  # down for good, as far as this run can tell
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr
+    assert "; gave up waiting after 0s" in stderr
+    failed = [r for r in parsed(whole_lines(out / "transcripts.jsonl")[0]) if r["status"] == "error"]
+    assert failed and all(r["error_kind"] == "connection" and "unreachable since" in r["error"] for r in failed)
+    assert error_summary(stderr) == {"connection": len(failed)}
+    assert any(len(r["turns"]) > 1 for r in failed)  # some had finished turns (8 conversations were in flight)
+    with StubServer(faults, port=server.port) as back:
+        retried = convsim("run", "--config", config, "--retry-errors")
+    assert retried.returncode == 0, retried.stderr
+    for record in failed:
+        finished = sum(1 for t in record["turns"] if t["role"] == "assistant" and t.get("label"))
+        first = next(body for body in back.requests if opening(body) == record["turns"][0]["content"])
+        assert turn_of(first) == finished + 1  # not turn 1 again
+    latest = {r["id"]: r for r in parsed(whole_lines(out / "transcripts.jsonl")[0])}
+    assert sorted(map(key, latest.values())) == sorted(map(key, expected))
