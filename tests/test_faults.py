@@ -98,6 +98,8 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if trial % 2:  # a random moment: starting up, planning, or mid-batch
                 time.sleep(rng.uniform(0.3, 2.5))
+            elif trial % 4 == 2:  # a conversation one exchange in, with more to go (each request takes 40 ms)
+                wait_until(lambda p=process: 1 in journalled(out).values() or p.poll() is not None)
             else:  # a random number of new lines, then a random instant (maybe mid-append)
                 target = len(before) + rng.randint(1, 4)
                 wait_until(lambda t=target, p=process: len(whole_lines(path)[0]) >= t or p.poll() is not None)
