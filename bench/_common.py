@@ -176,7 +176,7 @@ def median(values: Sequence[float]) -> float:
 
 def run_prepared(prepared: Any) -> None:
     """Run a prepared run as ``convsim run`` does, without its progress bar: open the roles, execute,
-    close the roles. The transcript store stays open (``prepared.store.close()`` when done)."""
+    close the roles. The transcript store and journal stay open (``prepared.close()`` when done)."""
     from simulator.roles import open_roles
     from simulator.run import execute
 

@@ -74,7 +74,7 @@ def child_convsim(args: argparse.Namespace) -> dict[str, Any]:
         profiler.start()
     cpu, wall = cpu_seconds(), time.perf_counter()
     run_prepared(prepared)
-    prepared.store.close()
+    prepared.close()
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     if profiler is not None:
         profiler.stop()

@@ -118,7 +118,7 @@ def run_convsim(
     run_prepared(prepared)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     after = metrics(root)
-    prepared.store.close()
+    prepared.close()
     prompt = completion = requests = 0
     statuses: dict[str, int] = {}
     with (out / "transcripts.jsonl").open() as handle:
@@ -153,7 +153,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path, draw: int) -> Path:
         prepared = prepare(config)
 
         run_prepared(prepared)
-        prepared.store.close()
+        prepared.close()
     return folder
 
 

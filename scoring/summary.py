@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from scenarios import Label, Transcript
+from scenarios import Label, Status, Transcript
 
 __all__ = ["CorrectionRates", "RunTotals", "correction_rate_by_turn", "fidelity_summary", "run_totals"]
 
@@ -52,7 +52,8 @@ class RunTotals:
 
     Attributes:
         rates: correction rate by condition and turn (:func:`correction_rate_by_turn`).
-        errors: conversations that ended in an error, by ``error_kind``.
+        errors: conversations that ended in an error (status ``error``, not a context overflow), by
+            ``error_kind``.
         generated: model-written user turns.
         fidelity_failures: how many of those failed each fidelity check (:func:`fidelity_summary`).
         judged_by: labelled replies by the judge that labelled them (``judgement.judge``): with a
@@ -76,7 +77,7 @@ def run_totals(transcripts: Iterable[Transcript]) -> RunTotals:
     def counted() -> Iterator[Transcript]:
         nonlocal generated
         for transcript in transcripts:
-            if transcript.error_kind:
+            if transcript.status is Status.ERROR and transcript.error_kind:
                 errors[transcript.error_kind] += 1
             more, failed = fidelity_summary([transcript])
             generated += more

@@ -142,6 +142,8 @@ class RunConfig(BaseModel):
         concurrency: conversations in flight (per run), or ``auto``: per target, as many as its
             server sustains, following a vLLM server's queue (:mod:`simulator.limiter`; from 8 up
             to 256; a server without vLLM's ``/metrics`` stays at 8).
+        outage_wait: seconds to wait for a server (every replica of a pool) that stopped answering
+            before its conversations end as errors; 0 fails them at once.
         out: the output folder; by default ``runs/run-<hash of this config>`` (with
             ``-shard-I-of-N``), so that running the same command again resumes the same run.
         retry_errors: run again the conversations that ended in an error.
@@ -173,6 +175,7 @@ class RunConfig(BaseModel):
     knowledge_check: bool = True
     concurrency: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = 32
     rps: float | None = Field(None, gt=0)
+    outage_wait: float = Field(600.0, ge=0)
     out: Path | None = None
     retry_errors: bool = False
     shard: tuple[int, int] | None = None

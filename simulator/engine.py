@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from scenarios import ELSE, EXHAUSTED, Judgement, Label, StageKind, Status, TokenLogprobs, Transcript, Turn
 from scoring import Judge, JudgeError, probe_is_accurate
 from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, ChatResult
+from simulator.journal import Exchange
 from simulator.model_user import ModelUser, UserModelError
 from simulator.plan import ConversationSpec
 from simulator.user import ScriptedUser, User, UserMove
@@ -25,27 +27,60 @@ def _request_seed(spec: ConversationSpec, turn: int) -> int:
 
 
 class _Conversation:
-    """The state of one conversation while it runs."""
+    """The state of one conversation while it runs.
 
-    def __init__(self, spec: ConversationSpec, backend: Backend, judge: Judge, user_chat: JsonChat | None) -> None:
+    ``resume`` holds exchanges finished before (journalled, or kept in an error's transcript): they
+    are taken as they were while the conversation reaches them; ``on_exchange(number, exchange)`` is
+    told of every new one.
+    """
+
+    def __init__(
+        self,
+        spec: ConversationSpec,
+        backend: Backend,
+        judge: Judge,
+        user_chat: JsonChat | None,
+        resume: Sequence[Exchange],
+        on_exchange: Callable[[int, Exchange], None] | None,
+    ) -> None:
         self.spec = spec
         self.backend = backend
         self.judge = judge
         self.user_chat = user_chat
+        self.resume = list(resume)
+        self.on_exchange = on_exchange
         self.turns: list[Turn] = []
         prompt = spec.target.system_prompt
         self.messages: list[ChatMessage] = [ChatMessage(role="system", content=prompt)] if prompt else []
 
-    async def exchange(self, move: UserMove, stage: str | None, user: User | None = None) -> Label:
+    async def say(self, move: UserMove, stage: str | None, user: User | None = None) -> Label:
+        """Say ``move`` (as ``user`` writes it) and get the labelled reply, or take the exchange finished
+        before at this point; raises on a failed request, judge or user model."""
+        number = len(self.turns) // 2
+        if number < len(self.resume):
+            said, reply = self.resume[number]
+            label = reply.label
+            sent = self.spec.target.style.wrap(move.text, first=number == 0)
+            if label is not None and said.stage == stage and (said.generated or said.content == sent):
+                self.turns += (said, reply)
+                self.messages += (ChatMessage(role="user", content=said.content),
+                                  ChatMessage(role="assistant", content=reply.content.strip()))  # fmt: skip
+                return label
+            del self.resume[number:]  # it does not fit this conversation (the scripts changed): go on afresh
+        if user is not None:
+            move = await user.write(move, self.turns)
+        return await self.exchange(move, stage, user)
+
+    async def exchange(self, move: UserMove, stage: str | None, user: User | None) -> Label:
         """Say ``move``, get the reply, label it; raises on a failed request or judge."""
         style = self.spec.target.style
         text = style.wrap(move.text, first=not self.turns)
-        turn = Turn(role="user", content=text, stage=stage)
+        said = Turn(role="user", content=text, stage=stage)
         if isinstance(user, ModelUser) and user.last_state is not None:
-            turn.generated = True
-            turn.user_state = user.last_state.model_dump(exclude={"message"})
-            turn.fidelity = list(user.last_flags)
-        self.turns.append(turn)
+            said.generated = True
+            said.user_state = user.last_state.model_dump(exclude={"message"})
+            said.fidelity = list(user.last_flags)
+        self.turns.append(said)
         self.messages.append(ChatMessage(role="user", content=text))
         request = ChatRequest(
             messages=tuple(self.messages),
@@ -63,19 +98,22 @@ class _Conversation:
             accurate = probe_is_accurate(move.probe, result.content)
         elif self.spec.kind == "knowledge_check":
             accurate = judgement.label is Label.CORRECTS
-        self.turns.append(_assistant_turn(result, stage, judgement.label, accurate, judgement))
+        reply = _assistant_turn(result, stage, judgement.label, accurate, judgement)
+        self.turns.append(reply)
         self.messages.append(ChatMessage(role="assistant", content=result.content.strip()))  # as sent back
+        if self.on_exchange is not None:
+            self.on_exchange(len(self.turns) // 2 - 1, (said, reply))
         return judgement.label
 
     async def walk(self) -> Status:
         """Run the flow until an end stage or the turn limit."""
         spec = self.spec
         if spec.kind == "knowledge_check":
-            await self.exchange(UserMove(spec.scenario.scenario.question, StageKind.OPEN), None)
+            await self.say(UserMove(spec.scenario.scenario.question, StageKind.OPEN), None)
             return Status.COMPLETED
         if spec.replay is not None:
             for text, stage in spec.replay:
-                await self.exchange(UserMove(text, StageKind.SAY), stage)
+                await self.say(UserMove(text, StageKind.SAY), stage)
             return Status.COMPLETED
         scripted = ScriptedUser(spec.scenario, spec.persona, spec.condition, spec.seed)
         user: User = scripted if self.user_chat is None else ModelUser(self.user_chat, scripted)
@@ -85,13 +123,13 @@ class _Conversation:
         while stages[stage].kind is not StageKind.END:
             if replies >= spec.max_turns:
                 return Status.MAX_TURNS
-            move = await user.next(stage, self.turns)
+            move = scripted.move(stage)
             if move is None:
                 stage = stages[stage].next[EXHAUSTED]
                 continue
-            label = await self.exchange(move, stage, user)
+            label = await self.say(move, stage, user)
             replies += 1
-            if isinstance(user, ModelUser) and user.last_state is not None and user.last_state.wants_to_stop:
+            if (self.turns[-2].user_state or {}).get("wants_to_stop"):
                 return Status.COMPLETED
             edges = stages[stage].next
             stage = edges.get(str(label)) or edges[ELSE]
@@ -125,17 +163,25 @@ def _assistant_turn(
 
 
 async def run_conversation(
-    spec: ConversationSpec, backend: Backend, judge: Judge, user_chat: JsonChat | None = None
+    spec: ConversationSpec,
+    backend: Backend,
+    judge: Judge,
+    user_chat: JsonChat | None = None,
+    *,
+    resume: Sequence[Exchange] = (),
+    on_exchange: Callable[[int, Exchange], None] | None = None,
 ) -> Transcript:
     """Hold one conversation and return its transcript; failures are recorded, not raised.
 
     A failed request ends the conversation with status ``error`` (or
     ``context_overflow``) and the reason; the user turn that got no reply is kept,
     unlabelled, so the transcript shows where it stopped. With ``user_chat``, a user model
-    writes the user turns the scenario does not fix.
+    writes the user turns the scenario does not fix. ``resume``: exchanges finished before
+    (:mod:`simulator.journal`), taken as they were; ``on_exchange(number, exchange)`` is told of
+    each new finished exchange (numbered from 0), so that it can be journalled.
     """
     started_at, started = _now(), time.perf_counter()
-    conversation = _Conversation(spec, backend, judge, user_chat)
+    conversation = _Conversation(spec, backend, judge, user_chat, resume, on_exchange)
     error: str | None = None
     error_kind: str | None = None
     try:

@@ -134,15 +134,14 @@ class ModelUser:
         }
         return json.dumps(document, ensure_ascii=False, indent=1)
 
-    async def next(self, stage: str, turns: Sequence[Turn]) -> UserMove | None:
-        """The scripted move when the scenario fixes it, else the model's message.
+    async def write(self, move: UserMove, turns: Sequence[Turn]) -> UserMove:
+        """The scripted move (``self.scripted.move``) when the scenario fixes it, else the model's message.
 
         Raises:
             UserModelError: no valid message in ``attempts`` tries.
         """
-        move = self.scripted.move(stage)
         self.last_state, self.last_flags = None, []
-        if move is None or move.fixed:
+        if move.fixed:
             return move
         try:
             state = await ask_structured(

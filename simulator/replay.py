@@ -10,8 +10,8 @@ from simulator.config import RunConfig, TargetConfig
 from simulator.manifest import check_compatible, run_personas, run_scenarios
 from simulator.plan import ConversationSpec, replay_spec
 from simulator.roles import judge_identity
-from simulator.run import PreparedRun
-from simulator.store import TranscriptStore, read_transcripts
+from simulator.run import PreparedRun, open_output
+from simulator.store import read_transcripts
 
 __all__ = ["prepare_replay"]
 
@@ -62,4 +62,4 @@ def prepare_replay(source: Path, config: RunConfig) -> PreparedRun:
     personas = sorted(
         {spec.persona.persona.id: spec.persona for spec in plan if spec.persona}.values(), key=lambda p: p.persona.id
     )
-    return PreparedRun(config, folder, scenarios, personas, plan, TranscriptStore(folder).open())
+    return PreparedRun(config, folder, scenarios, personas, plan, *open_output(folder))

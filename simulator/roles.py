@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ from scoring.cascade import CascadeJudge
 from scoring.llm_judge import ChatFailed, LLMJudge
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, Sampling
 from simulator.backends.http import HttpBackend
+from simulator.backends.outage import Outages
 from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig
 
@@ -49,9 +50,10 @@ class BackendJsonChat:
             raise ChatFailed(str(exc)) from None
 
 
-def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
+def open_backend(endpoint: Endpoint, config: RunConfig, outages: Outages | None = None) -> Backend:
     """The backend behind an endpoint: its HTTP server, a pool of its replicas, or the embedded
-    model when it has no URL.
+    model when it has no URL. Servers that stop answering are waited for ``config.outage_wait``
+    seconds, and their outages told to ``outages``.
 
     Raises:
         RoleError: the embedded model is wanted but not installed.
@@ -66,14 +68,18 @@ def open_backend(endpoint: Endpoint, config: RunConfig) -> Backend:
         except ModelUnavailable as exc:
             raise RoleError(str(exc)) from None
 
+    wait = config.outage_wait
     clients = [
         HttpBackend(url, endpoint.model, api_key_env=endpoint.api_key_env, timeout=endpoint.timeout,
-                    max_retries=endpoint.max_retries, concurrency=config.max_concurrency, rps=config.rps)
+                    max_retries=endpoint.max_retries, concurrency=config.max_concurrency, rps=config.rps,
+                    outage_wait=wait, outages=outages)
         for url in urls
     ]  # fmt: skip
     if len(clients) == 1:
         return clients[0]
-    return ReplicaPool(clients, timeout=endpoint.timeout, max_retries=endpoint.max_retries)  # it retries elsewhere
+    # the pool retries elsewhere, and waits when every replica is down
+    return ReplicaPool(clients, timeout=endpoint.timeout, max_retries=endpoint.max_retries, outage_wait=wait,
+                       outages=outages)  # fmt: skip
 
 
 def judge_identity(config: RunConfig) -> str:
@@ -90,12 +96,14 @@ def judge_identity(config: RunConfig) -> str:
 
 @dataclass
 class Roles:
-    """The backends of a run: one per target, and the judge's and user model's when they have one."""
+    """The backends of a run: one per target, and the judge's and user model's when they have one; and
+    the outages of their servers."""
 
     targets: dict[str, Backend]
     judge: Judge
     judge_backend: Backend | None = None
     user_backend: Backend | None = None
+    outages: Outages = field(default_factory=Outages)
 
     def endpoints(self) -> dict[str, Backend]:
         """Every backend by role name (``target:NAME``, ``judge``, ``user``)."""
@@ -113,8 +121,10 @@ CASCADE = "cascade:"
 JUDGES = "rules, learned, learned:FILE, llm (with --judge-model) or cascade:learned,llm"
 
 
-def make_judge(config: RunConfig, *, cache_file: Path | None = None) -> tuple[Judge, Backend | None]:
-    """The judge ``config.judge`` names, and the backend it talks to, if any.
+def make_judge(
+    config: RunConfig, *, cache_file: Path | None = None, outages: Outages | None = None
+) -> tuple[Judge, Backend | None]:
+    """The judge ``config.judge`` names, and the backend it talks to, if any (its outages told to ``outages``).
 
     ``rules``; ``learned`` (the judge shipped in the package) or ``learned:FILE``; ``llm`` (the
     model at ``config.judge_model``); ``cascade:FIRST,SECOND``: a learned judge where it is
@@ -128,18 +138,20 @@ def make_judge(config: RunConfig, *, cache_file: Path | None = None) -> tuple[Ju
         if len(parts) != 2 or not (parts[0] == "learned" or parts[0].startswith("learned:")):
             raise RoleError(f"unknown judge {config.judge!r}; a cascade is cascade:learned[:FILE],JUDGE")
         first = _learned(parts[0])
-        second, backend = _one_judge(parts[1], config, cache_file)
+        second, backend = _one_judge(parts[1], config, cache_file, outages)
         return CascadeJudge(first, second, first.confident_at), backend
-    return _one_judge(config.judge, config, cache_file)
+    return _one_judge(config.judge, config, cache_file, outages)
 
 
-def _one_judge(spec: str, config: RunConfig, cache_file: Path | None) -> tuple[Judge, Backend | None]:
+def _one_judge(
+    spec: str, config: RunConfig, cache_file: Path | None, outages: Outages | None
+) -> tuple[Judge, Backend | None]:
     if spec == "rules":
         return RuleJudge(), None
     if spec == "llm":
         if config.judge_model is None:
             raise RoleError("--judge llm needs a judge model: --judge-model NAME [--judge-target URL]")
-        backend = open_backend(config.judge_model, config)
+        backend = open_backend(config.judge_model, config, outages)
         return LLMJudge(BackendJsonChat(backend), cache_file=cache_file), backend
     if spec == "learned" or spec.startswith("learned:"):
         return _learned(spec), None
@@ -163,7 +175,8 @@ def open_roles(config: RunConfig) -> Roles:
     Raises:
         RoleError: a role cannot be filled.
     """
-    judge, judge_backend = make_judge(config)
-    user_backend = open_backend(config.user_model, config) if config.user_model else None
-    targets = {target.name: open_backend(target, config) for target in config.targets}
-    return Roles(targets, judge, judge_backend, user_backend)
+    outages = Outages()
+    judge, judge_backend = make_judge(config, outages=outages)
+    user_backend = open_backend(config.user_model, config, outages) if config.user_model else None
+    targets = {target.name: open_backend(target, config, outages) for target in config.targets}
+    return Roles(targets, judge, judge_backend, user_backend, outages)

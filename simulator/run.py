@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from personas import FileError, FileErrors, LoadedPersona, resolve_personas
-from scenarios import LoadedScenario, StageKind, Transcript, resolve_scenarios
+from scenarios import LoadedScenario, StageKind, Status, Transcript, resolve_scenarios
 from scoring import run_totals
 from simulator.backends.base import BackendError, redact
-from simulator.backends.http import HttpBackend
-from simulator.backends.pool import ReplicaPool, served_models
+from simulator.backends.http import HttpBackend, served_models
+from simulator.backends.pool import ReplicaPool
 from simulator.config import RunConfig
+from simulator.journal import Exchange, Journal, finished_exchanges
 from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, AdaptiveLimit, follow_vllm
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
@@ -24,7 +25,7 @@ from simulator.roles import BackendJsonChat, Roles, judge_identity
 from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore, read_transcripts
 
-__all__ = ["PreparedRun", "RunError", "execute", "prepare", "replica_stats"]
+__all__ = ["PreparedRun", "RunError", "execute", "open_output", "prepare", "replica_stats"]
 
 
 class RunError(Exception):
@@ -41,6 +42,24 @@ class PreparedRun:
     personas: list[LoadedPersona]
     plan: list[ConversationSpec]
     store: TranscriptStore
+    journal: Journal
+
+    def close(self) -> None:
+        """Flush the transcripts and compact the journal."""
+        try:
+            self.store.close()
+        finally:
+            self.journal.close()
+
+
+def open_output(folder: Path) -> tuple[TranscriptStore, Journal]:
+    """The transcript store of a run folder and its journal, opened.
+
+    Raises:
+        StoreError: the folder or a file in it cannot be created or written.
+    """
+    store = TranscriptStore(folder).open()
+    return store, Journal(folder).open(store.statuses)
 
 
 def prepare(config: RunConfig) -> PreparedRun:
@@ -84,9 +103,8 @@ def prepare(config: RunConfig) -> PreparedRun:
         plan = [spec for spec in plan if int(spec.id, 16) % count == index - 1]
     folder = config.output_dir()
     check_compatible(folder, config)
-    store = TranscriptStore(folder).open()
     played = [*personas, *(p for p in pinned.values() if p not in personas)]
-    return PreparedRun(config, folder, scenarios, played, plan, store)
+    return PreparedRun(config, folder, scenarios, played, plan, *open_output(folder))
 
 
 def _fixed_script(scenario: LoadedScenario) -> bool:
@@ -194,6 +212,10 @@ async def execute(
     config = run.config
     servers = await check_servers(roles, config)
     todo = pending(run.plan, run.store, retry_errors=config.retry_errors)
+    retried: dict[str, list[Exchange]] = {}
+    if config.retry_errors and any(status is Status.ERROR for status in run.store.statuses.values()):
+        wanted = {spec.id for spec in todo}
+        retried = {t.id: finished_exchanges(t.turns) for t in read_transcripts(run.folder) if t.id in wanted}
 
     def record(summary: dict[str, Any] | None) -> None:
         write_manifest(run.folder, config, scenarios=run.scenarios, personas=run.personas,
@@ -210,7 +232,9 @@ async def execute(
             roles.targets,
             roles.judge,
             run.store,
+            run.journal,
             concurrency=config.max_concurrency,
+            retried=retried,
             on_done=on_done,
             user_chat=BackendJsonChat(roles.user_backend) if roles.user_backend else None,
             limits=limits,

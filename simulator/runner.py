@@ -7,12 +7,14 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from scenarios import Status, Transcript
 from scoring import Judge, RunTotals
 from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend
 from simulator.engine import run_conversation
+from simulator.journal import Exchange, Journal
 from simulator.limiter import AdaptiveLimit
 from simulator.plan import ConversationSpec
 from simulator.store import StoreError, TranscriptStore
@@ -55,16 +57,20 @@ async def run_batch(
     backends: Mapping[str, Backend],
     judge: Judge,
     store: TranscriptStore,
+    journal: Journal,
     *,
     concurrency: int,
+    retried: Mapping[str, Sequence[Exchange]] | None = None,
     user_chat: JsonChat | None = None,
     on_done: Callable[[Transcript], None] | None = None,
     limits: Mapping[str, AdaptiveLimit] | None = None,
 ) -> BatchSummary:
     """Run every spec with at most ``concurrency`` conversations in flight.
 
-    Each transcript is appended to the store the moment it ends, so an interruption
-    loses only conversations still in flight. ``backends`` maps target names to backends;
+    Each transcript is appended to the store the moment it ends, and each finished exchange of a
+    conversation in flight to the journal, so an interruption loses only the exchanges in flight: a
+    conversation goes on from its last finished exchange, journalled or (for a retried error, in
+    ``retried``) kept in its transcript. ``backends`` maps target names to backends;
     ``user_chat`` is the user model, if the user is not scripted. ``limits`` (by target
     name) bound each target's conversations in flight further, by a limit that may move.
 
@@ -83,11 +89,20 @@ async def run_batch(
             except asyncio.QueueEmpty:
                 return
             limit = (limits or {}).get(spec.target.name) or contextlib.nullcontext()
+            resume = journal.exchanges(spec.id)
+            if not resume and retried and spec.id in retried:
+                resume = list(retried[spec.id])
+                for number, finished in enumerate(resume):  # journalled, in case this attempt is cut off too
+                    journal.record(spec.id, number, finished)
+            record = partial(journal.record, spec.id)
             async with limit:
-                transcript = await run_conversation(spec, backends[spec.target.name], judge, user_chat)
+                transcript = await run_conversation(
+                    spec, backends[spec.target.name], judge, user_chat, resume=resume, on_exchange=record
+                )
             store.append(transcript)
+            journal.finish(spec.id)
             summary.statuses[transcript.status] += 1
-            if transcript.error_kind:
+            if transcript.status is Status.ERROR and transcript.error_kind:
                 summary.errors[transcript.error_kind] += 1
             if on_done is not None:
                 on_done(transcript)

@@ -11,13 +11,54 @@ from typing import BinaryIO
 
 from scenarios import Status, Transcript
 
-__all__ = ["StoreError", "TranscriptStore", "read_transcripts"]
+__all__ = ["StoreError", "TranscriptStore", "append_line", "cut_torn_tail", "read_transcripts"]
 
 TRANSCRIPTS = "transcripts.jsonl"
 
 
 class StoreError(Exception):
     """The output folder cannot be written."""
+
+
+def cut_torn_tail(path: Path) -> bytes:
+    """Remove a last line cut short by a kill from ``path`` (if it exists); its whole lines.
+
+    Raises:
+        OSError: the file cannot be read or cut.
+    """
+    if not path.exists():
+        return b""
+    with path.open("rb+") as handle:
+        data = handle.read()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            handle.truncate(keep)
+    return data[:keep]
+
+
+def append_line(handle: BinaryIO, path: Path, text: str) -> None:
+    """Write ``text`` and a newline to an unbuffered handle, straight to the operating system.
+
+    A write that fails part-way (a disk that fills mid-line) is cut back off, so the
+    file still ends with the last whole line.
+
+    Raises:
+        StoreError: the write failed (disk full, folder removed).
+    """
+    line = memoryview((text + "\n").encode("utf-8"))
+    start = None
+    try:
+        start = handle.seek(0, os.SEEK_END)  # where this line begins (not tell(): see below)
+        while line:
+            written = handle.write(line)
+            if not written:
+                raise OSError(f"wrote 0 of {len(line)} bytes")
+            line = line[written:]
+    except OSError as exc:
+        if start is not None:
+            with contextlib.suppress(OSError):  # best effort; the next open() repairs a cut-off line too
+                handle.truncate(start)  # leaves the position past the end, hence the seek above
+        raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from None
 
 
 def read_transcripts(path: Path) -> Iterator[Transcript]:
@@ -82,14 +123,7 @@ class TranscriptStore:
         return self
 
     def _repair(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb+") as handle:
-            data = handle.read()
-            keep = data.rfind(b"\n") + 1
-            if keep < len(data):
-                handle.truncate(keep)
-        for number, line in enumerate(data[:keep].splitlines(), start=1):
+        for number, line in enumerate(cut_torn_tail(self.path).splitlines(), start=1):
             try:
                 record = json.loads(line)
                 self.statuses[record["id"]] = Status(record["status"])
@@ -97,30 +131,13 @@ class TranscriptStore:
                 raise StoreError(f"{self.path}:{number}: not a transcript line; move the file away or fix it") from None
 
     def append(self, transcript: Transcript) -> None:
-        """Write one conversation as one line, straight to the operating system.
-
-        A write that fails part-way (a disk that fills mid-line) is cut back off, so the
-        file still ends with the last whole line.
+        """Write one conversation as one line (:func:`append_line`).
 
         Raises:
             StoreError: the write failed (disk full, folder removed).
         """
-        handle = self._handle
-        assert handle is not None, "open() the store first"
-        line = memoryview((transcript.model_dump_json(exclude_none=True) + "\n").encode("utf-8"))
-        start = None
-        try:
-            start = handle.seek(0, os.SEEK_END)  # where this line begins (not tell(): see below)
-            while line:
-                written = handle.write(line)
-                if not written:
-                    raise OSError(f"wrote 0 of {len(line)} bytes")
-                line = line[written:]
-        except OSError as exc:
-            if start is not None:
-                with contextlib.suppress(OSError):  # best effort; the next open() repairs a cut-off line too
-                    handle.truncate(start)  # leaves the position past the end, hence the seek above
-            raise StoreError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+        assert self._handle is not None, "open() the store first"
+        append_line(self._handle, self.path, transcript.model_dump_json(exclude_none=True))
         self.statuses[transcript.id] = transcript.status
 
     def close(self) -> None:

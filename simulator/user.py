@@ -51,10 +51,10 @@ class UserMove:
 
 
 class User(Protocol):
-    """A simulated user: what it says at a stage of the flow, given the conversation so far."""
+    """A simulated user: the words it says for the scripted move at a stage, given the conversation so far."""
 
-    async def next(self, stage: str, turns: Sequence[Turn]) -> UserMove | None:
-        """The user's move; ``None`` when a pushback stage finds no pushback left.
+    async def write(self, move: UserMove, turns: Sequence[Turn]) -> UserMove:
+        """The move as the user says it.
 
         Raises:
             UserModelError: a model-driven user could not produce a valid message.
@@ -121,9 +121,9 @@ class ScriptedUser:
         """Pushback turns said so far."""
         return self._pushbacks
 
-    async def next(self, stage: str, turns: Sequence[Turn]) -> UserMove | None:
-        """The :class:`User` protocol: the scripted move (the conversation so far is not needed)."""
-        return self.move(stage)
+    async def write(self, move: UserMove, turns: Sequence[Turn]) -> UserMove:
+        """The :class:`User` protocol: the scripted move as it is."""
+        return move
 
     def move(self, stage: str) -> UserMove | None:
         """The user's message at ``stage``; ``None`` when a pushback stage finds no pushback left."""

@@ -56,12 +56,30 @@ def wait_until(condition: Any, timeout: float = 60) -> None:
 # ---------------------------------------------------------------- kills
 
 
+def journalled(out: Path) -> dict[str, int]:
+    """The finished exchanges the journal holds, by conversation, for conversations not done."""
+    held: dict[str, int] = {}
+    for record in parsed(whole_lines(out / "journal.jsonl")[0]):
+        if record.get("done"):
+            held.pop(record["id"], None)
+        else:
+            held[record["id"]] = record["n"] + 1
+    return held
+
+
+def request_bodies(requests: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(json.dumps(body, sort_keys=True) for body in requests)
+
+
 def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) -> None:
     """10 SIGKILLs at seeded random moments, each followed by the same command; then it runs to the end.
 
     After every kill the file's whole lines are the ones before plus new ones (nothing lost or
-    rewritten), each parses, no id twice; a cut-off line (some trials tear one on purpose) is
-    gone after the restart; the finished set equals an uninterrupted run's.
+    rewritten), each parses, no id twice; a cut-off line (some trials tear one on purpose, of the
+    transcripts or of the journal) is gone after the restart; the finished set equals an
+    uninterrupted run's. Conversations killed mid-way go on from their journal: the requests sent
+    are the uninterrupted run's, plus at most the ones in flight at each kill (and one per torn
+    journal line), never the finished turns again.
     """
     rng = random.Random(7)
     args = ["--sample", "40", "--turns", "4", "--concurrency", "2"]
@@ -69,15 +87,19 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
         reference = tmp_path / "reference"
         assert convsim(*run_args(server, "caver", reference, *args)).returncode == 0
         expected = parsed(whole_lines(reference / "transcripts.jsonl")[0])
+        needed = request_bodies(server.requests)
+        server.requests.clear()
         out = tmp_path / "killed"
         path = out / "transcripts.jsonl"
         command = [*CONVSIM, *map(str, run_args(server, "caver", out, *args))]
         before: list[bytes] = []
-        kills = 0
+        kills = torn_journal = resumed = 0
         for trial in range(10):
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if trial % 2:  # a random moment: starting up, planning, or mid-batch
                 time.sleep(rng.uniform(0.3, 2.5))
+            elif trial % 4 == 2:  # a conversation one exchange in, with more to go (each request takes 40 ms)
+                wait_until(lambda p=process: 1 in journalled(out).values() or p.poll() is not None)
             else:  # a random number of new lines, then a random instant (maybe mid-append)
                 target = len(before) + rng.randint(1, 4)
                 wait_until(lambda t=target, p=process: len(whole_lines(path)[0]) >= t or p.poll() is not None)
@@ -88,14 +110,22 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
             assert complete[: len(before)] == before  # nothing written before was lost or changed
             records = parsed(complete)
             assert len({r["id"] for r in records}) == len(records)  # no id twice
+            written = {r["id"] for r in records}
+            resumed += sum(n for conversation, n in journalled(out).items() if conversation not in written)
             before = complete
             if trial % 3 == 2 and not tail:  # tear the last line as a kill inside write() could
                 torn = json.dumps(expected[len(complete) % len(expected)]).encode()
                 with path.open("ab") as handle:
                     handle.write(torn[: rng.randint(1, len(torn) - 1)])
+            journal = out / "journal.jsonl"
+            if trial % 3 == 1 and journal.exists() and journal.read_bytes().endswith(b"\n"):  # likewise the journal's
+                lines = journal.read_bytes().splitlines(keepends=True)
+                journal.write_bytes(b"".join(lines[:-1]) + lines[-1][: rng.randint(1, len(lines[-1]) - 2)])
+                torn_journal += 1
         assert kills == 10  # every kill landed while it was running
         assert len(before) < len(expected)  # ... and before it was done
         result = convsim(*run_args(server, "caver", out, *args))
+        sent = request_bodies(server.requests)
     assert result.returncode == 0, result.stderr
     assert "resuming" in result.stderr
     data = path.read_bytes()
@@ -105,6 +135,11 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
     assert sorted(map(key, finished)) == sorted(map(key, expected))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["plan_size"] == len(finished)
+    assert not (out / "journal.jsonl").exists()  # every conversation done: the journal went
+    assert not needed - sent  # every request an uninterrupted run needs was sent ...
+    again = sent - needed
+    assert sum(again.values()) <= 2 * kills + torn_journal, again  # ... again only if in flight at a kill
+    assert resumed > 0  # conversations were killed mid-way and went on from their journal, not from turn 1
 
 
 # ---------------------------------------------------------------- server faults
@@ -176,7 +211,7 @@ def test_faults_at_a_rate_are_counted_by_kind_and_retried_when_asked(tmp_path: P
     with StubServer(faults) as server:
         config = write_config(tmp_path, server, out, max_retries=1, timeout=3)
         first = convsim("run", "--config", config)
-        assert first.returncode == 0, first.stderr
+        assert first.returncode == 1, first.stderr  # some conversations ended in error
         lines, tail = whole_lines(out / "transcripts.jsonl")
         records = parsed(lines)
         assert not tail and len({r["id"] for r in records}) == len(records)
@@ -201,8 +236,8 @@ def test_faults_at_a_rate_are_counted_by_kind_and_retried_when_asked(tmp_path: P
         assert manifest["summary"]["statuses"]["error"] == len(failed)
 
         server.faults = Faults()
-        again = convsim("run", "--config", config)  # without the flag: errors count as done
-        assert again.returncode == 0 and whole_lines(out / "transcripts.jsonl")[0] == lines
+        again = convsim("run", "--config", config)  # without the flag: errors count as done, and still fail the run
+        assert again.returncode == 1 and whole_lines(out / "transcripts.jsonl")[0] == lines
         retried = convsim("run", "--config", config, "--retry-errors")
         assert retried.returncode == 0, retried.stderr
     after, tail = whole_lines(out / "transcripts.jsonl")
@@ -215,45 +250,73 @@ def test_faults_at_a_rate_are_counted_by_kind_and_retried_when_asked(tmp_path: P
     assert manifest["summary"]["errors"] == {} and "error" not in manifest["summary"]["statuses"]
 
 
-def test_server_restarting_mid_batch(tmp_path: Path) -> None:
-    """The server dies mid-batch (listening socket and open connections gone) and comes back on the same
-    port a second later: retries carry the conversations over; any that ran out of retries are
-    connection errors, and `--retry-errors` finishes them. The result equals a run without the restart.
-    """
+def opening(body: dict[str, Any]) -> str:
+    """The first user message of a chat request: which conversation it belongs to (when openings differ)."""
+    return str(next(m["content"] for m in body["messages"] if m["role"] == "user"))
+
+
+def turn_of(body: dict[str, Any]) -> int:
+    """Which turn of its conversation a chat request asks for (1: the opening)."""
+    return sum(m["role"] == "user" for m in body["messages"])
+
+
+DISTINCT = {"conditions": "[emotional+false_belief]"}
+"""Conversations whose openings all differ (a persona's disclosure, a scenario's question and belief), so that the
+stub's request log tells them apart."""
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and text not in path.read_text(errors="replace"):
+        time.sleep(0.02)
+
+
+def test_server_restarting_mid_batch_is_waited_for(tmp_path: Path) -> None:
+    """The server dies mid-batch (listening socket and open connections gone) and comes back on the same port
+    after a pause longer than the retries' backoff: the conversations wait for it, then go on where they were.
+    Every conversation completes, none errs, the result equals a run without the restart, and no conversation
+    went back to an earlier turn (the request log: each conversation's turns never decrease; the requests cut
+    off by the restart are sent again, no others)."""
     faults = Faults(delay_s=0.03)
     with StubServer(faults) as steady:
         reference = tmp_path / "reference"
-        config = write_config(tmp_path, steady, reference, max_retries=1, timeout=5, concurrency=4)
+        config = write_config(tmp_path, steady, reference, max_retries=1, timeout=5, concurrency=4, **DISTINCT)
         assert convsim("run", "--config", config).returncode == 0
         expected = parsed(whole_lines(reference / "transcripts.jsonl")[0])
-    out = tmp_path / "run"
+        assert set(Counter(opening(r) for r in steady.requests if turn_of(r) == 1).values()) == {1}
+        needed = len(steady.requests)
+    out, log = tmp_path / "run", tmp_path / "stderr.txt"
     server = StubServer(faults).__enter__()
-    port = server.port
-    config = write_config(tmp_path, server, out, max_retries=4, timeout=5, concurrency=4)
-    process = subprocess.Popen([*CONVSIM, "run", "--config", str(config)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    config = write_config(tmp_path, server, out, max_retries=1, timeout=5, concurrency=4, **DISTINCT)
+    with log.open("w") as stderr:
+        process = subprocess.Popen([*CONVSIM, "run", "--config", str(config)], stdout=subprocess.DEVNULL,
+                                   stderr=stderr)  # fmt: skip
     try:
         wait_for_lines(out / "transcripts.jsonl", 5)
         server.__exit__()  # the server process dies
         down = len(whole_lines(out / "transcripts.jsonl")[0])
-        time.sleep(1.0)
-        with StubServer(faults, port=port) as restarted:
-            _, stderr = process.communicate(timeout=120)
-            assert process.returncode == 0, stderr
-            assert restarted.requests  # the run went on against the new server
-            records = parsed(whole_lines(out / "transcripts.jsonl")[0])
-            assert down < len(expected)  # it was down mid-batch
-            assert sorted(r["id"] for r in records) == sorted(r["id"] for r in expected)
-            failed = [r for r in records if r["status"] == "error"]
-            assert all(r["error_kind"] == "connection" and r["error"] for r in failed)
-            assert error_summary(stderr) == ({"connection": len(failed)} if failed else {})
-            if failed:
-                assert convsim("run", "--config", config, "--retry-errors").returncode == 0
+        wait_for_text(log, "waiting (budget left")  # convsim noticed ...
+        time.sleep(1.0)  # ... and the outage outlasts a retry's backoff (0.5 s at most)
+        with StubServer(faults, port=server.port) as restarted:
+            assert process.wait(timeout=300) == 0, log.read_text()
     finally:
         if process.poll() is None:
             process.kill()
-    latest = {r["id"]: r for r in parsed(whole_lines(out / "transcripts.jsonl")[0])}
-    assert sorted(map(key, latest.values())) == sorted(map(key, expected))
+    stderr_text = log.read_text()
+    assert re.search(
+        rf"server http://127.0.0.1:{server.port}/v1 unreachable since \d\d:\d\d:\d\d, waiting", stderr_text
+    )
+    assert f"server http://127.0.0.1:{server.port}/v1 answers again after " in stderr_text
+    records = parsed(whole_lines(out / "transcripts.jsonl")[0])
+    assert down < len(expected) and restarted.requests  # it was down mid-batch, and the run went on after
+    assert all(r["status"] in ("completed", "max_turns") for r in records)
+    assert sorted(map(key, records)) == sorted(map(key, expected))
+    turns: dict[str, list[int]] = {}
+    for body in [*server.requests, *restarted.requests]:
+        turns.setdefault(opening(body), []).append(turn_of(body))
+    assert all(sequence == sorted(sequence) for sequence in turns.values()), turns  # none went back
+    resent = len(server.requests) + len(restarted.requests) - needed
+    assert 0 <= resent <= 4  # the requests in flight when the server died (4 conversations at once), no more
 
 
 # ---------------------------------------------------------------- disk

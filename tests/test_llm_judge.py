@@ -107,7 +107,7 @@ def test_run_with_an_llm_judge_follows_its_labels(stub: StubServer, tmp_path: Pa
 def test_a_judge_that_fails_makes_an_error_not_a_label(stub: StubServer, tmp_path: Path) -> None:
     out = tmp_path / "run"
     extra = ["--judge", "llm", "--judge-model", "garbage-judge", "--sample", "2", "--turns", "2"]
-    assert convsim(*run_args(stub, "corrector", out, *extra)).returncode == 0
+    assert convsim(*run_args(stub, "corrector", out, *extra)).returncode == 1
     for transcript in read_transcripts(out):
         assert transcript.status is Status.ERROR and transcript.error_kind == "judge"
         assert all(turn.label is None for turn in transcript.turns)

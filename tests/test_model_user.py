@@ -50,7 +50,7 @@ def test_fidelity_failures_are_recorded_per_turn(stub: StubServer, tmp_path: Pat
 
 def test_a_user_model_that_fails_makes_an_error(stub: StubServer, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert convsim(*run_args(stub, "corrector", out, *ONE, "--user-model", "garbage-judge")).returncode == 0
+    assert convsim(*run_args(stub, "corrector", out, *ONE, "--user-model", "garbage-judge")).returncode == 1
     (conversation,) = [t for t in read_transcripts(out) if t.kind == "conversation"]
     assert conversation.status is Status.ERROR and conversation.error_kind == "user_model"
     assert "the user model gave no valid answer in 3 tries" in (conversation.error or "")
@@ -91,7 +91,8 @@ def test_a_failing_judge_or_user_model_server_is_blamed_not_the_target(
         )
         result = subprocess.run([*CONVSIM, "run", "--config", str(config)], capture_output=True, text=True,
                                 cwd=tmp_path, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a conversation ended in error
+    assert f"1 conversation(s) ended in error: {{'{role}': 1}}" in result.stderr
     (conversation,) = read_transcripts(tmp_path / "out")
     assert conversation.status is Status.ERROR and conversation.error_kind == role, conversation
     assert "its server failed: http: HTTP 500: injected failure (after 2 attempts)" in (conversation.error or "")

@@ -113,7 +113,7 @@ async def test_every_replica_down_is_a_clear_error_naming_them_not_a_hang() -> N
     down = [stopped(), stopped()]
     urls = [server.base_url.replace("http://", f"http://convsim:{PASSWORD}@") for server in down]
     replicas = ReplicaPool([HttpBackend(url, "corrector", timeout=2, max_retries=0) for url in urls], timeout=2,
-                           backoff=0.05, probe_interval=0.05)  # fmt: skip
+                           backoff=0.05, probe_interval=0.05, outage_wait=2)  # fmt: skip
     with pytest.raises(BackendError) as caught:
         await asyncio.wait_for(replicas.chat(HELLO), 120)
     await replicas.aclose()

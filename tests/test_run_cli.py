@@ -135,16 +135,20 @@ def test_interrupt_keeps_finished_conversations(tmp_path: Path) -> None:
     assert all(record["status"] in ("completed", "max_turns") for record in saved)
 
 
-def test_failed_requests_are_errors_never_labels(tmp_path: Path) -> None:
+def test_failed_requests_are_errors_never_labels_and_exit_1(tmp_path: Path) -> None:
+    """A run whose conversations fail for good exits 1, the summary saying how many of which kind; a run of only
+    successes exits 0 (every other test here)."""
     with StubServer(Faults(error_rate=1.0)) as server:
         out = tmp_path / "run"
         result = convsim(*run_args(server, "corrector", out, "--sample", "3", "--turns", "3"))
-    assert result.returncode == 0
-    for record in lines(out):
+    assert result.returncode == 1, result.stderr
+    records = lines(out)
+    for record in records:
         assert record["status"] == "error" and record["error_kind"] == "http"
         assert "500" in str(record["error"])
         assert all("label" not in turn for turn in record["turns"])  # type: ignore[attr-defined]
-    assert "ended in error" in result.stderr
+    assert f"{len(records)} conversation(s) ended in error: {{'http': {len(records)}}}" in result.stderr
+    assert result.stdout.strip() == str(out / "transcripts.jsonl")
 
 
 def test_context_overflow_has_its_own_status(tmp_path: Path) -> None:

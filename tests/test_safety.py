@@ -225,7 +225,7 @@ def test_no_key_or_url_password_when_requests_fail(tmp_path: Path) -> None:
         )
         result = subprocess.run([*CONVSIM, "run", "--config", str(config)], capture_output=True, text=True, env=env,
                                 timeout=120)  # fmt: skip
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 1, result.stderr  # every conversation failed
         assert server.headers and all(h.get("Authorization") for h in server.headers)  # still sent
         server.faults = Faults()
         flags = subprocess.run([*CONVSIM, "run", "--target", url, "--model", "corrector", "--sample", "2",

@@ -112,3 +112,13 @@ def test_judge_train_then_use_the_learned_judge(tmp_path: Path) -> None:
     assert "judge learned:judge.json" in result.stdout and "accuracy 1.000" in result.stdout
     missing = convsim("judge-eval", data, "--judge", f"learned:{tmp_path / 'none.json'}")
     assert missing.returncode == 2 and "cannot use learned:" in missing.stderr
+
+
+def test_score_with_replies_it_could_not_judge_exits_1(stored: Path, stub: StubServer) -> None:
+    result = convsim(
+        "score", stored, "--judge", "llm", "--judge-model", "garbage-judge", "--judge-target", stub.base_url
+    )
+    assert result.returncode == 1, result.stderr
+    assert "replies could not be judged (label null, see error)" in result.stderr
+    rows = [json.loads(line) for line in (stored / "scores" / "llm_garbage-judge.jsonl").read_text().splitlines()]
+    assert rows and all(row["label"] is None and row["error"] for row in rows)

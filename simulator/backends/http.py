@@ -22,9 +22,10 @@ from asyncio_throttle.throttler import Throttler
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from simulator.backends.base import BackendError, ChatRequest, ChatResult, TokenLogprob
+from simulator.backends.base import BackendError, ChatRequest, ChatResult, TokenLogprob, redact
+from simulator.backends.outage import Outage, Outages
 
-__all__ = ["HttpBackend", "back_off", "normalise_base_url"]
+__all__ = ["HttpBackend", "back_off", "normalise_base_url", "served_models"]
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _OVERFLOW_HINTS = ("maximum context length", "max_model_len", "maximum model length", "context length", "too long")
@@ -34,6 +35,12 @@ def normalise_base_url(url: str) -> str:
     """``http://host:8000`` and ``http://host:8000/v1/`` both become ``http://host:8000/v1``."""
     url = url.rstrip("/")
     return url if url.endswith("/v1") else url + "/v1"
+
+
+def served_models(listing: Any) -> list[str]:
+    """The model ids in an OpenAI ``/v1/models`` answer."""
+    entries = listing.get("data", []) if isinstance(listing, dict) else []
+    return [str(m.get("id")) for m in entries if isinstance(m, dict)]
 
 
 def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
@@ -76,9 +83,14 @@ class HttpBackend:
 
     Retries 408/409/425/429/5xx answers, connection errors and timeouts with exponential
     backoff and full jitter, honouring ``Retry-After``. A 400 that says the prompt is too
-    long becomes a ``context_overflow`` error at once. The API key is read from the
-    environment variable named by ``api_key_env`` and sent only in the request header; a
-    ``user:password@`` in the base URL is sent as Basic auth when there is no key.
+    long becomes a ``context_overflow`` error at once. After a connection error, the server is
+    asked whether it serves the model (``GET /v1/models``); if it does not answer, it is down: an
+    :class:`~simulator.backends.outage.Outage` begins, no request is sent, the server is polled
+    with backoff, and every waiting request is sent again once it answers (its failed attempt not
+    counted), for up to ``outage_wait`` seconds; past that, requests fail until it answers again.
+    The API key is read from the environment variable named by ``api_key_env`` and sent only in
+    the request header; a ``user:password@`` in the base URL is sent as Basic auth when there is
+    no key.
 
     Args:
         base_url: the server's OpenAI-compatible root, for example ``http://127.0.0.1:8000/v1``.
@@ -88,6 +100,8 @@ class HttpBackend:
         backoff: the first retry's mean delay in seconds; it doubles each time up to ``max_backoff``.
         concurrency: requests in flight at once.
         rps: requests started per second at most (``None``: no limit).
+        outage_wait: seconds to wait for a server that stopped answering (0: fail at once).
+        outages: the run's outages, told when this server's start and end.
     """
 
     def __init__(
@@ -102,8 +116,14 @@ class HttpBackend:
         max_backoff: float = 30.0,
         concurrency: int = 64,
         rps: float | None = None,
+        outage_wait: float = 600.0,
+        outages: Outages | None = None,
     ) -> None:
         self.base_url = normalise_base_url(base_url)
+        self.outage_wait = outage_wait
+        self.outages = outages or Outages()
+        self._outage: Outage | None = None  # while the server is down
+        self._poll: asyncio.Task[None] | None = None
         self.model = model
         self.max_retries = max_retries
         self.backoff = backoff
@@ -174,16 +194,39 @@ class HttpBackend:
         """
         body = json.dumps(self.payload(request)).encode()
         started = time.perf_counter()
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
+            if self._outage is not None and not await self._outage.wait():
+                raise BackendError("connection", self._outage.describe())
             try:
                 return await self._send(body, started, attempt + 1)
             except BackendError as failure:
                 if not failure.retryable:
                     raise
+                if failure.kind == "connection" and await self._down():
+                    continue  # sent again once the server answers; this attempt does not count
                 if attempt == self.max_retries:
                     raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)") from None
                 await back_off(failure, attempt, self.backoff, self.max_backoff)
-        raise AssertionError("unreachable")
+                attempt += 1
+
+    async def _down(self) -> bool:
+        """After a connection error: whether the server is down (then an outage is on until a poll finds it
+        serving the model again); never with no ``outage_wait``."""
+        if self.outage_wait <= 0:
+            return False
+        if self._outage is None:
+            if await self.serves_model():
+                return False
+            if self._outage is None:  # not begun by another request meanwhile
+                outage = self._outage = Outage(redact(self.base_url), self.outage_wait, self.outages)
+                self._poll = asyncio.create_task(self._wait_out(outage))
+        return True
+
+    async def _wait_out(self, outage: Outage) -> None:
+        await self.until_serving(self.backoff, min(self.max_backoff, 10.0))
+        self._outage = None
+        outage.end()
 
     async def attempt(self, request: ChatRequest) -> ChatResult:
         """Send one chat completion once, without retrying (for callers that retry elsewhere).
@@ -249,12 +292,31 @@ class HttpBackend:
         """``path`` under the base URL (``/models``) or the server root (``/version``), without credentials."""
         return (self._api if path.startswith("/models") else self._root) / path.lstrip("/")
 
-    async def _get(self, url: URL) -> tuple[int, bytes]:
-        async with self._client().get(url, proxy=self._proxy) as response:
+    async def _get(self, url: URL, timeout: float | None = None) -> tuple[int, bytes]:
+        wait = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        async with self._client().get(url, proxy=self._proxy, timeout=wait) as response:
             return response.status, await response.read()
 
-    async def get_json(self, path: str) -> Any:
-        """GET a JSON document under the base URL (``/models``) or the server root (``/version``).
+    async def serves_model(self) -> bool:
+        """The server answers ``GET /v1/models`` (within 10 s, or ``timeout`` if shorter) and lists the model."""
+        try:
+            return self.model in served_models(await self.get_json("/models", timeout=min(10.0, self.timeout)))
+        except BackendError:
+            return False
+
+    async def until_serving(self, interval: float, max_interval: float) -> None:
+        """Poll :meth:`serves_model` with backoff (``interval`` first, doubling up to ``max_interval``)
+        until the server serves the model."""
+        delay = interval
+        while True:
+            await asyncio.sleep(delay)
+            if await self.serves_model():
+                return
+            delay = min(delay * 2, max_interval)
+
+    async def get_json(self, path: str, timeout: float | None = None) -> Any:
+        """GET a JSON document under the base URL (``/models``) or the server root (``/version``), within
+        ``timeout`` seconds if given (else the request timeout).
 
         Raises:
             BackendError: the server cannot be reached or answers with an error.
@@ -262,7 +324,7 @@ class HttpBackend:
         url = self._url(path)
         where = str(url)
         try:
-            status, raw = await self._get(url)
+            status, raw = await self._get(url, timeout)
         except TimeoutError:
             raise BackendError("timeout", f"{where}: no answer") from None
         except aiohttp.ClientError as exc:
@@ -283,7 +345,10 @@ class HttpBackend:
         return raw.decode("utf-8", "replace") if status == 200 else None
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop polling a server that is down; close the connection pool."""
+        if self._poll is not None:
+            self._poll.cancel()
+            await asyncio.gather(self._poll, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None

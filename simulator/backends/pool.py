@@ -2,11 +2,14 @@
 
 Each request goes to the healthy replica with the fewest requests in flight (ties in turn). A
 replica that fails ``eject_after`` times in a row with a connection error, a timeout or a 5xx
-answer is ejected: it gets no requests, and is probed in the background (``GET /v1/models``,
-with backoff) until it serves the model again. A request that failed on a replica with an error
-worth retrying goes to another replica at once, and waits (backoff with full jitter) only after
-every healthy replica failed it; the pool holds the retry budget. A context overflow, or a 4xx
-that retrying cannot cure, is raised at once, as :class:`HttpBackend` does.
+answer, or whose connection failed and that does not answer ``GET /v1/models`` either, is ejected:
+it gets no requests, and is probed in the background (``GET /v1/models``, with backoff) until it
+serves the model again. A request that failed on a replica with an error worth retrying goes to
+another replica at once, and waits (backoff with full jitter) only after every healthy replica
+failed it; the pool holds the retry budget. When every replica is ejected, the pool is down: an
+:class:`~simulator.backends.outage.Outage` begins, and requests wait (their failed attempt not
+counted) until a replica is readmitted, for up to ``outage_wait`` seconds. A context overflow, or
+a 4xx that retrying cannot cure, is raised at once, as :class:`HttpBackend` does.
 """
 
 from __future__ import annotations
@@ -14,20 +17,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import BaseModel
 
-from simulator.backends.base import BackendError, ChatRequest, ChatResult
+from simulator.backends.base import BackendError, ChatRequest, ChatResult, redact
 from simulator.backends.http import HttpBackend, back_off
+from simulator.backends.outage import Outage, Outages
 
-__all__ = ["ReplicaPool", "ReplicaStats", "served_models"]
-
-
-def served_models(listing: Any) -> list[str]:
-    """The model ids in an OpenAI ``/v1/models`` answer."""
-    entries = listing.get("data", []) if isinstance(listing, dict) else []
-    return [str(m.get("id")) for m in entries if isinstance(m, dict)]
+__all__ = ["ReplicaPool", "ReplicaStats"]
 
 
 class ReplicaStats(BaseModel):
@@ -63,13 +60,14 @@ class ReplicaPool:
 
     Args:
         replicas: one client per replica (the pool sends single attempts and retries itself).
-        timeout: the per-request timeout; also how long a request waits for a replica to
-            recover when every one is ejected.
+        timeout: the per-request timeout.
         max_retries: attempts after the first, over all replicas.
         backoff: the mean wait before a new round of attempts, doubling up to ``max_backoff``.
         eject_after: failures in a row (connection, timeout, 5xx) that eject a replica.
         probe_interval: seconds before an ejected replica's first probe; doubles up to
             ``max_probe_interval``.
+        outage_wait: seconds to wait for a replica to come back once every one is ejected (0: fail at once).
+        outages: the run's outages, told when the pool's start and end.
     """
 
     def __init__(
@@ -83,6 +81,8 @@ class ReplicaPool:
         eject_after: int = 3,
         probe_interval: float = 1.0,
         max_probe_interval: float = 15.0,
+        outage_wait: float = 600.0,
+        outages: Outages | None = None,
     ) -> None:
         if len(replicas) < 2 or any(r.model != replicas[0].model for r in replicas):
             raise ValueError("a pool needs two or more replicas of one model")
@@ -96,7 +96,9 @@ class ReplicaPool:
         self.max_probe_interval = max_probe_interval
         self._replicas = [_Replica(backend, index) for index, backend in enumerate(replicas)]
         self._turn = 0  # the replica that wins the next tie
-        self._recovered = asyncio.Condition()
+        self.outage_wait = outage_wait
+        self.outages = outages or Outages()
+        self._outage: Outage | None = None  # while every replica is ejected
         self._last_ejection: BackendError | None = None
 
     @property
@@ -129,11 +131,12 @@ class ReplicaPool:
         Raises:
             BackendError: after the last attempt (the last failure's kind and reason); at once for
                 a context overflow or a 4xx that retrying cannot cure; or when every replica stayed
-                ejected for ``timeout`` seconds (the reason names each replica and why).
+                ejected for ``outage_wait`` seconds (the reason names each replica and why).
         """
         started = time.perf_counter()
         tried: set[_Replica] = set()
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
             replica = await self._choose(tried)
             tried.add(replica)
             replica.in_flight += 1
@@ -149,13 +152,16 @@ class ReplicaPool:
                 replica.in_flight -= 1
             if not failure.retryable:
                 raise failure
-            self._failed(replica, failure)
+            down = await self._failed(replica, failure)
+            if down and not any(r.healthy for r in self._replicas) and self.outage_wait > 0:
+                tried.clear()
+                continue  # every replica is down: sent again once one is back; this attempt does not count
             if attempt == self.max_retries:
                 raise BackendError(failure.kind, f"{failure.reason} (after {attempt + 1} attempts)") from None
             if not any(r.healthy and r not in tried for r in self._replicas):  # a round is over
                 tried.clear()
                 await back_off(failure, attempt, self.backoff, self.max_backoff)
-        raise AssertionError("unreachable")
+            attempt += 1
 
     def eject(self, backend: HttpBackend, error: BackendError) -> None:
         """Take a replica out of the pool until a probe finds it serving the model again."""
@@ -166,21 +172,27 @@ class ReplicaPool:
             replica.probe = asyncio.create_task(self._probe(replica))
             self._last_ejection = error
 
-    def _failed(self, replica: _Replica, error: BackendError) -> None:
+    async def _failed(self, replica: _Replica, error: BackendError) -> bool:
+        """Count a failure, eject the replica if it fails too often or is down; whether it is down (a connection
+        error, and no answer to ``GET /v1/models`` either)."""
         replica.failures += 1
         replica.last_error = error
         if error.kind in ("connection", "timeout") or (error.status or 0) >= 500:
             replica.in_a_row += 1
-            if replica.in_a_row >= self.eject_after:
+            down = error.kind == "connection" and not await replica.backend.serves_model()
+            if replica.in_a_row >= self.eject_after or down:
                 self.eject(replica.backend, error)
+            return down
+        return False
 
     async def _choose(self, tried: set[_Replica]) -> _Replica:
         if not any(r.healthy for r in self._replicas):
-            try:
-                async with asyncio.timeout(self.timeout), self._recovered:
-                    await self._recovered.wait_for(lambda: any(r.healthy for r in self._replicas))
-            except TimeoutError:
-                raise self._all_ejected() from None
+            if self.outage_wait <= 0:
+                raise self._all_ejected()
+            if self._outage is None:
+                self._outage = Outage(redact(self.name), self.outage_wait, self.outages)
+            if not await self._outage.wait():
+                raise self._all_ejected()
         healthy = [r for r in self._replicas if r.healthy]
         candidates = [r for r in healthy if r not in tried] or healthy
         count = len(self._replicas)
@@ -195,26 +207,16 @@ class ReplicaPool:
         )
         kind = self._last_ejection.kind if self._last_ejection else "connection"
         return BackendError(
-            kind, f"no replica of {self.model} recovered within {self.timeout:g}s; all are ejected ({why})"
+            kind, f"no replica of {self.model} recovered within {self.outage_wait:g}s; all are ejected ({why})"
         )
 
     async def _probe(self, replica: _Replica) -> None:
-        delay = self.probe_interval
-        while True:
-            await asyncio.sleep(delay)
-            if await self._serves_model(replica.backend):
-                break
-            delay = min(delay * 2, self.max_probe_interval)
+        await replica.backend.until_serving(self.probe_interval, self.max_probe_interval)
         replica.probe = None
         replica.in_a_row = 0
-        async with self._recovered:
-            self._recovered.notify_all()
-
-    async def _serves_model(self, backend: HttpBackend) -> bool:
-        try:
-            return self.model in served_models(await backend.get_json("/models"))
-        except BackendError:
-            return False
+        if self._outage is not None:
+            outage, self._outage = self._outage, None
+            outage.end()
 
     async def server_metrics(self) -> str | None:
         """The ``/metrics`` texts of the healthy replicas, joined (so that their gauges add up), or None."""

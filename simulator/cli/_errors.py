@@ -16,9 +16,14 @@ from simulator.roles import RoleError
 from simulator.run import RunError
 from simulator.store import StoreError
 
-__all__ = ["USAGE_ERROR", "fail", "reported"]
+__all__ = ["INTERRUPTED", "SOME_FAILED", "USAGE_ERROR", "fail", "reported"]
 
+SOME_FAILED = 1
+"""Exit status of a command that ran, but some of whose conversations (or judgements) ended in error."""
 USAGE_ERROR = 2
+"""Exit status of a mistake in the input, or an unreachable server, before any work."""
+INTERRUPTED = 130
+"""Exit status on Ctrl-C."""
 
 
 def fail(message: str) -> typer.Exit:

@@ -15,7 +15,7 @@ from rich.table import Table
 from scenarios import REPLY_LABELS
 from scoring.judge import Judge
 from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
-from simulator.cli._errors import fail, reported
+from simulator.cli._errors import SOME_FAILED, fail, reported
 from simulator.config import Endpoint, RunConfig
 from simulator.roles import JUDGES, Roles, judge_identity, make_judge
 from simulator.run import check_servers
@@ -62,7 +62,10 @@ def score(
     judge_target: JudgeTargetOption = None,
     concurrency: Annotated[int, typer.Option(help="Replies judged at once.")] = 16,
 ) -> None:
-    """Re-judge every reply of a run; write RUN/scores/JUDGE.jsonl and report where the judges disagree."""
+    """Re-judge every reply of a run; write RUN/scores/JUDGE.jsonl and report where the judges disagree.
+
+    Exit status: 0 every reply judged, 1 some could not be (label null), 2 bad input or an unreachable judge.
+    """
     from simulator.rescore import rescore, slug  # with pandas: imported when the command runs, not at start-up
 
     with reported():
@@ -72,7 +75,7 @@ def score(
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
 
-        async def go() -> None:
+        async def go() -> int:
             async with _judge(config, cache) as chosen:
                 result = await rescore(run, chosen, name, concurrency=concurrency)
             console.print(f"{result.replies} replies judged by {result.judge} -> {result.output}")
@@ -85,8 +88,10 @@ def score(
                 row = result.confusion.get(online, {})
                 table.add_row(online, *(str(row.get(label, 0)) for label in labels))
             console.print(table)
+            return result.failed
 
-        asyncio.run(go())
+        if asyncio.run(go()):
+            raise typer.Exit(SOME_FAILED)
 
 
 def _labelled(data: Path, models: list[str] | None) -> LabelledData:

@@ -10,13 +10,24 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from scenarios import Condition, Transcript
 from scoring import CorrectionRates
 from simulator.backends.base import redact
-from simulator.cli._errors import reported
+from simulator.backends.outage import Outage, Outages
+from simulator.cli._errors import INTERRUPTED, SOME_FAILED, reported
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
@@ -78,11 +89,28 @@ def rates_table(rates: CorrectionRates) -> Table:
     return table
 
 
+class OutagesColumn(ProgressColumn):
+    """The servers that are down now: since when, and the budget left for waiting."""
+
+    def __init__(self, outages: Outages) -> None:
+        super().__init__()
+        self.outages = outages
+
+    def render(self, task: Task) -> Text:
+        """One line per server down."""
+        return Text("\n".join(outage.describe() for outage in self.outages.current), style="yellow")
+
+
 async def _go(run: PreparedRun) -> BatchSummary:
     roles = open_roles(run.config)
+
+    def told(outage: Outage) -> None:
+        console.print(f"[yellow]{outage.describe()}[/yellow]")
+
+    roles.outages.on_change = told
     counts: Counter[str] = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
+               TimeRemainingColumn(), TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages))  # fmt: skip
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("conversations", total=None, counts="")
 
@@ -107,15 +135,19 @@ async def _go(run: PreparedRun) -> BatchSummary:
 
 
 def _finish(prepared: PreparedRun) -> None:
-    """Run what is left of a prepared run, then print the summary; Ctrl-C keeps what finished."""
+    """Run what is left of a prepared run, then print the summary; Ctrl-C keeps what finished.
+
+    Raises:
+        typer.Exit: 1 when a conversation of the plan ended in error; 130 on Ctrl-C.
+    """
     try:
         totals = asyncio.run(_go(prepared)).totals
     except KeyboardInterrupt:
-        prepared.store.close()
+        prepared.close()
         console.print(f"interrupted; finished conversations are saved in {prepared.folder}. "
                       "Run the same command again to resume.")  # fmt: skip
-        raise typer.Exit(130) from None
-    prepared.store.close()
+        raise typer.Exit(INTERRUPTED) from None
+    prepared.close()
     assert totals is not None, "execute() adds up the run when the batch ends"
     console.print(rates_table(totals.rates))
     if totals.generated:
@@ -127,8 +159,11 @@ def _finish(prepared: PreparedRun) -> None:
         console.print(f"replies judged by: {counts}")
     if totals.errors:
         console.print(f"[yellow]{sum(totals.errors.values())} conversation(s) ended in error: "
-                      f"{dict(totals.errors)}; see `error` in the transcripts[/yellow]")  # fmt: skip
+                      f"{dict(totals.errors)}; see `error` in the transcripts; `--retry-errors` runs them "
+                      "again from their last finished turn[/yellow]")  # fmt: skip
     print(prepared.folder / "transcripts.jsonl", file=sys.stdout)
+    if totals.errors:
+        raise typer.Exit(SOME_FAILED)
 
 
 def run(
@@ -159,6 +194,9 @@ def run(
         str | None, typer.Option(help="Conversations in flight, or auto: as many as the (vLLM) server sustains.")
     ] = None,
     rps: Annotated[float | None, typer.Option(help="Requests per second at most.")] = None,
+    outage_wait: Annotated[
+        float | None, typer.Option(help="Seconds to wait for a server that stopped answering (0: fail at once).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder; default runs/run-<config hash>.")] = None,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="Run failed conversations again.")] = False,
     shard: Annotated[str | None, typer.Option(help="I/N: run the I-th of N disjoint parts of the plan.")] = None,
@@ -174,13 +212,15 @@ def run(
 ) -> None:
     """Hold a batch of conversations and write labelled transcripts to OUT/transcripts.jsonl.
 
-    Running the same command again resumes: conversations already written are skipped.
+    Running the same command again resumes: conversations already written are skipped, those cut
+    off go on from their last finished turn. Exit status: 0 every conversation ended without error,
+    1 some ended in error, 2 bad input or an unreachable server, 130 interrupted.
     """
     with reported():
         overrides: dict[str, Any] = {
             "scenarios": scenario, "personas": persona, "conditions": condition, "judge": judge, "turns": turns,
-            "sample": sample, "concurrency": concurrency, "rps": rps, "out": out, "shard": shard,
-            "retry_errors": retry_errors or None, "preset": preset, "knowledge_check": knowledge_check,
+            "sample": sample, "concurrency": concurrency, "rps": rps, "outage_wait": outage_wait, "out": out,
+            "shard": shard, "retry_errors": retry_errors or None, "preset": preset, "knowledge_check": knowledge_check,
             "seeds": [seed] if seed is not None else None, "sample_seed": seed,
         }  # fmt: skip
         default_url = target[0] if target else None
@@ -215,18 +255,23 @@ def replay(
     judge_model: Annotated[str | None, typer.Option(help="The LLM judge's model name.")] = None,
     judge_target: Annotated[str | None, typer.Option(help="The LLM judge's server; default: --target.")] = None,
     concurrency: Annotated[int, typer.Option(help="Conversations in flight.")] = 32,
+    outage_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a server that stopped answering (0: fail at once).")
+    ] = 600.0,
     out: Annotated[Path | None, typer.Option(help="Output folder; default RUN/replays/<targets>.")] = None,
 ) -> None:
     """Send the user turns of RUN's conversations, word for word, to other targets.
 
-    Two models then answer identical user turns, whatever each replied. Resumes like `run`.
+    Two models then answer identical user turns, whatever each replied. Resumes like `run`, and
+    exits like it: 0 every conversation ended without error, 1 some ended in error.
     """
     with reported():
         sampling = {"max_tokens": max_tokens} if max_tokens is not None else {}
         targets = targets_from_flags(target, model, system_prompt or [], sampling)
         endpoint = Endpoint(base_url=judge_target or target[0], model=judge_model) if judge_model else None
         folder = out or source / "replays" / "+".join(t.name for t in targets)[:100]
-        config = RunConfig(targets=targets, judge=judge, judge_model=endpoint, concurrency=concurrency, out=folder)
+        config = RunConfig(targets=targets, judge=judge, judge_model=endpoint, concurrency=concurrency,
+                           outage_wait=outage_wait, out=folder)  # fmt: skip
         prepared = prepare_replay(source, config)
         console.print(f"replaying {len(prepared.plan)} conversations into {prepared.folder}")
         _finish(prepared)
