@@ -31,7 +31,7 @@ async def test_a_server_that_stops_answering_is_waited_for_and_the_request_sent_
     """No retries at all: only the wait carries the request over the outage, and it is not counted."""
     down = stopped()
     outages, lines = told()
-    client = HttpBackend(down.base_url, "corrector", max_retries=0, backoff=0.01, outages=outages)
+    client = HttpBackend(down.base_url, "corrector", max_retries=0, backoff=0.01, outage_wait=600, outages=outages)
     request = asyncio.create_task(client.chat(HELLO))
     await until(lambda: bool(outages.current))
     waiting = r"unreachable since \d\d:\d\d:\d\d, waiting \(budget left (10m00s|9m\d\ds)\)"

@@ -100,7 +100,8 @@ class HttpBackend:
         backoff: the first retry's mean delay in seconds; it doubles each time up to ``max_backoff``.
         concurrency: requests in flight at once.
         rps: requests started per second at most (``None``: no limit).
-        outage_wait: seconds to wait for a server that stopped answering (0: fail at once).
+        outage_wait: seconds to wait for a server that stopped answering (0, the default: fail at once;
+            a run passes its config's ``outage_wait``).
         outages: the run's outages, told when this server's start and end.
     """
 
@@ -116,7 +117,7 @@ class HttpBackend:
         max_backoff: float = 30.0,
         concurrency: int = 64,
         rps: float | None = None,
-        outage_wait: float = 600.0,
+        outage_wait: float = 0.0,
         outages: Outages | None = None,
     ) -> None:
         self.base_url = normalise_base_url(base_url)

@@ -66,7 +66,8 @@ class ReplicaPool:
         eject_after: failures in a row (connection, timeout, 5xx) that eject a replica.
         probe_interval: seconds before an ejected replica's first probe; doubles up to
             ``max_probe_interval``.
-        outage_wait: seconds to wait for a replica to come back once every one is ejected (0: fail at once).
+        outage_wait: seconds to wait for a replica to come back once every one is ejected (0: fail at once;
+            a run passes its config's ``outage_wait``).
         outages: the run's outages, told when the pool's start and end.
     """
 
