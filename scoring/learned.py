@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from scenarios import Judgement, Label, LoadedScenario, Turn
+from scenarios import REPLY_LABELS, Judgement, Label, LoadedScenario, Turn
 from scoring.agreement import cohen_kappa, group_folds, model_folds
 from scoring.judge_data import LabelledReply, history_for, scenario_for
 from scoring.rules import RuleJudge
@@ -268,7 +268,7 @@ class JudgeModel(BaseModel):
             raise ValueError("mean, scale, weights and bias must be finite numbers, and every scale positive")
         if self.mode == "binary" and self.classes != ["0", "1"]:
             raise ValueError("a binary model has the classes ['0', '1']")
-        if self.mode == "labels" and not set(self.classes) <= {label.value for label in _LABELS}:
+        if self.mode == "labels" and not set(self.classes) <= {label.value for label in REPLY_LABELS}:
             raise ValueError(f"classes must be reply labels, not {self.classes}")
         return self
 
@@ -349,9 +349,6 @@ class JudgeModel(BaseModel):
             raise ModelFileError(f"{path}: {problems}") from None
 
 
-_LABELS = (Label.CORRECTS, Label.HEDGES, Label.EVADES, Label.AFFIRMS, Label.REFUSES)
-
-
 # -- training (scikit-learn) ---------------------------------------------------------------------------------------
 
 
@@ -364,7 +361,7 @@ def _targets(items: Sequence[LabelledReply]) -> tuple[Literal["binary", "labels"
     if items and all(item.label is not None for item in items):
         values: list[str] = [item.label.value for item in items if item.label is not None]
         mode: Literal["binary", "labels"] = "labels"
-        classes: list[str] = [label.value for label in _LABELS if label.value in values]
+        classes: list[str] = [label.value for label in REPLY_LABELS if label.value in values]
     else:
         mode, classes, values = "binary", ["0", "1"], ["1" if item.target else "0" for item in items]
     if len(set(values)) < 2:
