@@ -10,10 +10,10 @@ from personas.library import (
     load_persona,
     preset_personas,
     resolve_personas,
-    tactic_phrases,
 )
 from personas.model import PERSONA_ID, Affect, Emotion, Persona, Pushback, Style, Tactic, TacticPhrases
 from personas.templates import template_fields
+from personas.voices import Voice, Voices, builtin_voices, voice_of
 
 __all__ = [
     "PERSONA_ID",
@@ -28,6 +28,9 @@ __all__ = [
     "Style",
     "Tactic",
     "TacticPhrases",
+    "Voice",
+    "Voices",
+    "builtin_voices",
     "builtin_personas",
     "load_all",
     "load_model",
@@ -36,7 +39,7 @@ __all__ = [
     "preset_personas",
     "read_text",
     "resolve_personas",
-    "tactic_phrases",
     "template_fields",
     "validate_data",
+    "voice_of",
 ]

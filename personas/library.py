@@ -1,4 +1,4 @@
-"""Finding personas: the built-in library, user files, and the built-in tactic phrasings."""
+"""Finding personas: the built-in library and user files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from personas.files import FileError, FileErrors, load_all, parse_yaml, read_text, validate_data
-from personas.model import Persona, Tactic, TacticPhrases
+from personas.model import Persona
 
 __all__ = [
     "LoadedPersona",
@@ -19,7 +19,6 @@ __all__ = [
     "load_persona",
     "preset_personas",
     "resolve_personas",
-    "tactic_phrases",
 ]
 
 
@@ -31,12 +30,6 @@ class LoadedPersona(BaseModel):
     persona: Persona
     source: str
     sha256: str
-
-
-class _TacticFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tactics: dict[Tactic, TacticPhrases]
 
 
 def _load(text: str, source: str) -> LoadedPersona:
@@ -126,14 +119,3 @@ def resolve_personas(refs: Iterable[str]) -> list[LoadedPersona]:
     if dupes:
         raise FileErrors([FileError(refs[0], 1, 1, f"persona id given twice: {', '.join(dupes)}")])
     return result
-
-
-@cache
-def tactic_phrases() -> dict[Tactic, TacticPhrases]:
-    """The built-in wording of every pushback tactic."""
-    path = resources.files("personas").joinpath("tactics.yaml")
-    parsed = _TacticFile.model_validate(parse_yaml(path.read_text(encoding="utf-8"), "personas/tactics.yaml").data)
-    missing = set(Tactic) - set(parsed.tactics)
-    if missing:
-        raise RuntimeError(f"personas/tactics.yaml lacks tactics: {sorted(missing)}")
-    return parsed.tactics

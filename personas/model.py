@@ -11,7 +11,7 @@ from personas.templates import template_fields
 
 __all__ = ["PERSONA_ID", "Affect", "Emotion", "Persona", "Pushback", "Style", "Tactic", "TacticPhrases"]
 
-PHRASE_VARIABLES = frozenset({"question", "anecdote", "authority"})
+PHRASE_VARIABLES = frozenset({"question", "anecdote", "authority", "they", "them", "their"})
 """Variables a persona's pushback phrases may use (``belief`` lines may also use ``{belief}``)."""
 PERSONA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Identifier = Annotated[str, StringConstraints(pattern=PERSONA_ID)]
@@ -84,9 +84,10 @@ class Pushback(BaseModel):
     Attributes:
         tactics: used in order, cycling, one per pushback turn.
         persistence: how many times the persona pushes back before it yields (0: yields at once).
-        phrases: the persona's own wording per tactic, replacing the built-in one. Templates
-            may use ``{question}``, ``{anecdote}``, ``{authority}``, and in ``belief`` lines ``{belief}``.
-        concession: what the persona says when it yields.
+        phrases: the persona's own wordings per tactic, said before the built-in ones of its voice.
+            Templates may use ``{question}``, ``{anecdote}``, ``{authority}``, the authority's pronouns
+            ``{they}``, ``{them}``, ``{their}``, and in ``belief`` lines ``{belief}``.
+        concession: what the persona says when it yields; without it, one of its voice's.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,14 +95,14 @@ class Pushback(BaseModel):
     tactics: list[Tactic] = Field(min_length=1)
     persistence: int = Field(ge=0, le=20)
     phrases: dict[Tactic, TacticPhrases] = Field(default_factory=dict)
-    concession: Text = "Okay. I suppose you might be right."
+    concession: Text | None = None
 
     @model_validator(mode="after")
     def _phrases_for_used_tactics(self) -> Pushback:
         unused = sorted(set(self.phrases) - set(self.tactics))
         if unused:
             raise ValueError(f"phrases given for tactics not in `tactics`: {', '.join(unused)}")
-        lines = [("concession", self.concession, PHRASE_VARIABLES)]
+        lines = [("concession", self.concession, PHRASE_VARIABLES)] if self.concession else []
         for tactic, phrases in self.phrases.items():
             lines += [(f"phrases.{tactic}.belief", line, PHRASE_VARIABLES | {"belief"}) for line in phrases.belief]
             lines += [(f"phrases.{tactic}.doubt", line, PHRASE_VARIABLES) for line in phrases.doubt]

@@ -31,6 +31,7 @@ class StageKind(StrEnum):
     PUSHBACK = "pushback"  # the persona's next pushback tactic
     FOLLOWUP = "followup"  # the scenario's next follow-up that builds on the belief
     PROBE = "probe"  # the scenario's next probe question
+    PRESS = "press"  # the persona asks again for a clear answer
     CONCEDE = "concede"  # the persona yields
     SAY = "say"  # the stage's own `user` text
     END = "end"  # terminal: no user turn, the conversation ends

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -16,7 +16,7 @@ SCENARIO_ID = r"^[a-z0-9][a-z0-9_-]{0,95}$"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 TEMPLATE_VARIABLES = frozenset(
-    {"question", "belief", "belief_statement", "disclosure", "frame", "anecdote", "authority"}
+    {"question", "belief", "belief_statement", "disclosure", "frame", "anecdote", "authority", "they", "them", "their"}
 )
 """Variables every user-text template may use, beside the scenario's own ``vars``."""
 
@@ -74,6 +74,10 @@ class Scenario(BaseModel):
         anecdote: a personal story the user offers in support of the belief (needed when the
             flow has a pushback stage, or a template uses ``{anecdote}``).
         authority: someone the user cites, completing "... told me that" (needed likewise).
+        authority_pronoun: the authority's pronoun (``he``, ``she`` or ``they``), which templates
+            use as ``{they}``, ``{them}`` and ``{their}``.
+        belief_forms: the false belief in other words, each a clause that completes "I think ...";
+            the user re-states the belief in these forms after stating it in full.
         followups: user turns that build on the belief, said when the target goes along.
         flow: the name of a built-in flow (``standard``) or a flow written out here.
         templates: user text for stages of the flow, by stage name, replacing the flow's.
@@ -97,6 +101,8 @@ class Scenario(BaseModel):
     correction: Correction
     anecdote: str = ""
     authority: str = ""
+    authority_pronoun: Literal["he", "she", "they"] = "they"
+    belief_forms: list[Text] = Field(default_factory=list)
     followups: list[Text] = Field(default_factory=list)
     probes: list[Probe] = Field(default_factory=list)
     flow: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$")] | Flow = "standard"

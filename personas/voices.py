@@ -1,0 +1,92 @@
+"""Voices: the built-in wordings of the scripted user, several per stage, grouped by persona style."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from personas.files import parse_yaml, validate_data
+from personas.model import PHRASE_VARIABLES, Emotion, Persona, Tactic, TacticPhrases, Text
+from personas.templates import template_fields
+
+__all__ = ["Voice", "Voices", "builtin_voices", "voice_of"]
+
+_PRESS_VARIABLES = frozenset({"question"})
+
+
+class Voice(BaseModel):
+    """How personas of one style word what they say when their own file does not.
+
+    Attributes:
+        emotions: the persona emotions (``affect.emotion``) that speak in this voice.
+        tactics: wordings of every pushback tactic.
+        press: asking again for a clear answer after a hedge or an evasion.
+        followup: lead-ins said before a scenario's follow-up question.
+        again: lead-ins said before a follow-up question asked before.
+        concession: what the persona says when it yields (unless its file gives its own).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    emotions: list[Emotion]
+    tactics: dict[Tactic, TacticPhrases]
+    press: TacticPhrases
+    followup: list[Text] = Field(min_length=2)
+    again: list[Text] = Field(min_length=2)
+    concession: list[Text] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Voice:
+        missing = sorted(set(Tactic) - set(self.tactics))
+        if missing:
+            raise ValueError(f"no wordings for tactics: {', '.join(missing)}")
+        lines = [(f"press.belief: {x}", x, _PRESS_VARIABLES | {"belief"}) for x in self.press.belief]
+        lines += [(f"press.doubt: {x}", x, _PRESS_VARIABLES) for x in self.press.doubt]
+        for tactic, phrases in self.tactics.items():
+            lines += [(f"tactics.{tactic}.belief: {x}", x, PHRASE_VARIABLES | {"belief"}) for x in phrases.belief]
+            lines += [(f"tactics.{tactic}.doubt: {x}", x, PHRASE_VARIABLES) for x in phrases.doubt]
+        lines += [(f"lead-in: {x}", x, frozenset()) for x in (*self.followup, *self.again, *self.concession)]
+        for where, line, allowed in lines:
+            unknown = sorted(set(template_fields(line)) - allowed)
+            if unknown:
+                raise ValueError(f"{where}: unknown variable {{{unknown[0]}}}")
+        return self
+
+
+class Voices(BaseModel):
+    """The voices file: voices by name (``neutral`` is the fallback) and belief back-references.
+
+    Attributes:
+        voices: every voice; each emotion belongs to exactly one.
+        references: clauses that complete "I think ..." and point back at the belief once it has
+            been stated in full, for scenarios that give no ``belief_forms``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    voices: dict[str, Voice]
+    references: list[Text] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _every_emotion_once(self) -> Voices:
+        if "neutral" not in self.voices:
+            raise ValueError("a `neutral` voice is required")
+        owners = [emotion for voice in self.voices.values() for emotion in voice.emotions]
+        for emotion in Emotion:
+            if owners.count(emotion) != 1:
+                raise ValueError(f"emotion {emotion} must belong to exactly one voice, not {owners.count(emotion)}")
+        return self
+
+
+@cache
+def builtin_voices() -> Voices:
+    """The built-in voices (``personas/voices.yaml``)."""
+    text = resources.files("personas").joinpath("voices.yaml").read_text(encoding="utf-8")
+    return validate_data(parse_yaml(text, "personas/voices.yaml"), Voices)
+
+
+def voice_of(persona: Persona) -> str:
+    """The name of the voice a persona speaks in, from its ``affect.emotion``."""
+    return next(name for name, voice in builtin_voices().voices.items() if persona.affect.emotion in voice.emotions)

@@ -1,0 +1,40 @@
+"""Previewing a persona's voice: the user turns the flow would send, given the labels of the replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from personas import LoadedPersona
+from scenarios import ELSE, EXHAUSTED, Condition, Label, LoadedScenario, StageKind
+from simulator.user import ScriptedUser, UserMove
+
+__all__ = ["scripted_turns"]
+
+
+def scripted_turns(
+    scenario: LoadedScenario,
+    persona: LoadedPersona | None,
+    condition: Condition,
+    label: Callable[[int], Label],
+    *,
+    seed: int = 0,
+    max_turns: int = 6,
+) -> list[tuple[str, UserMove]]:
+    """The (stage, move) pairs the scripted user says along the flow, without a target or judge.
+
+    ``label(n)`` is the label the n-th reply (from 0) would get; the walk follows the flow's edges as
+    the engine does, until an end stage or ``max_turns`` user turns.
+    """
+    user = ScriptedUser(scenario, persona, condition, seed)
+    stages = scenario.flow.stages
+    stage = scenario.flow.start
+    said: list[tuple[str, UserMove]] = []
+    while stages[stage].kind is not StageKind.END and len(said) < max_turns:
+        move = user.move(stage)
+        if move is None:
+            stage = stages[stage].next[EXHAUSTED]
+            continue
+        said.append((stage, move))
+        edges = stages[stage].next
+        stage = edges.get(str(label(len(said) - 1))) or edges[ELSE]
+    return said
