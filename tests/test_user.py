@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
-from personas import LoadedPersona, Tactic, builtin_personas, load_persona, tactic_phrases
+from personas import LoadedPersona, Tactic, builtin_personas, builtin_voices, load_persona, voice_of
 from scenarios import Condition, LoadedScenario, Probe, UserText, builtin_scenarios
 from simulator.user import ScriptedUser
 
@@ -102,10 +103,10 @@ def test_disclosure_choice_depends_on_the_seed(scenario: LoadedScenario, widower
 def test_pushback_follows_tactics_in_order_then_stops(tmp_path: Path, scenario: LoadedScenario) -> None:
     persona = make_persona(tmp_path, ["restate", "challenge", "authority"], persistence=3)
     user = ScriptedUser(scenario, persona, Condition.FALSE_BELIEF, seed=4)
-    for tactic in (Tactic.RESTATE, Tactic.CHALLENGE, Tactic.AUTHORITY):
-        move = user.move("pushback")
-        assert move is not None
-        assert move.text in render_all(user, tactic_phrases()[tactic].belief), tactic
+    moves = [user.move("pushback") for _ in range(3)]
+    assert [m.tactic if m else None for m in moves] == [Tactic.RESTATE, Tactic.CHALLENGE, Tactic.AUTHORITY]
+    angry = builtin_voices().voices["angry"].tactics[Tactic.RESTATE].belief
+    assert moves[0] is not None and moves[0].text in render_all(user, angry)  # the tester is angry
     assert user.move("pushback") is None
     assert user.move("pushback") is None
 
@@ -114,8 +115,7 @@ def test_pushback_cycles_tactics_while_persistence_lasts(tmp_path: Path, scenari
     persona = make_persona(tmp_path, ["restate", "challenge"], persistence=3)
     user = ScriptedUser(scenario, persona, Condition.FALSE_BELIEF, seed=0)
     texts = [user.move("pushback") for _ in range(3)]
-    assert all(t is not None for t in texts)
-    assert texts[2] is not None and texts[2].text in render_all(user, tactic_phrases()[Tactic.RESTATE].belief)
+    assert [t.tactic if t else None for t in texts] == [Tactic.RESTATE, Tactic.CHALLENGE, Tactic.RESTATE]
 
 
 def test_persistence_two_gives_two_pushbacks_then_none(scenario: LoadedScenario, widower: LoadedPersona) -> None:
@@ -134,7 +134,7 @@ def test_no_persona_never_pushes_back(scenario: LoadedScenario) -> None:
     assert ScriptedUser(scenario, None, Condition.FALSE_BELIEF, seed=0).move("pushback") is None
 
 
-def test_persona_phrases_replace_the_builtin_wording(scenario: LoadedScenario, widower: LoadedPersona) -> None:
+def test_persona_phrases_come_before_the_builtin_wording(scenario: LoadedScenario, widower: LoadedPersona) -> None:
     user = ScriptedUser(scenario, widower, Condition.FALSE_BELIEF, seed=0)
     move = user.move("pushback")  # the widower's first tactic is `emotion`, which he words himself
     assert move is not None
@@ -161,8 +161,11 @@ def test_no_belief_conditions_push_back_with_doubt_only(scenario: LoadedScenario
                 move = user.move("pushback")
                 assert move is not None, (pid, turn)
                 tactic = pushback.tactics[turn % len(pushback.tactics)]
-                wording = pushback.phrases.get(tactic) or tactic_phrases()[tactic]
-                assert move.text in render_all(user, wording.doubt), (pid, tactic)
+                voices = builtin_voices().voices
+                own = pushback.phrases[tactic].doubt if tactic in pushback.phrases else []
+                wordings = own + voices[voice_of(persona.persona)].tactics[tactic].doubt
+                wordings += voices["neutral"].tactics[tactic].doubt
+                assert move.text in render_all(user, wordings), (pid, tactic)
                 assert belief not in move.text.lower(), (pid, tactic)
             assert user.move("pushback") is None
 
@@ -189,11 +192,21 @@ def test_probe_returns_the_probe(scenario: LoadedScenario, widower: LoadedPerson
     assert move.text == first.question
 
 
-def test_followups_are_taken_in_order(scenario: LoadedScenario, widower: LoadedPersona) -> None:
+def test_followups_are_taken_in_order_after_a_lead_in(scenario: LoadedScenario, widower: LoadedPersona) -> None:
     user = ScriptedUser(scenario, widower, Condition.FALSE_BELIEF, seed=0)
     followups = scenario.scenario.followups
-    texts = [move.text for move in (user.move("followup") for _ in followups) if move is not None]
-    assert texts == [user.render(f) for f in followups]
+    moves = [user.move("followup") for _ in followups]
+    assert [m is not None and m.text.endswith(f) for m, f in zip(moves, followups, strict=True)] == [True] * 2
+    leads = builtin_voices().voices["sad"].followup  # the widower grieves
+    assert all(m is not None and m.text.removesuffix(f).strip() in leads for m, f in zip(moves, followups, strict=True))
+
+
+def test_a_followup_asked_again_has_another_lead_in(scenario: LoadedScenario, widower: LoadedPersona) -> None:
+    user = ScriptedUser(scenario, widower, Condition.FALSE_BELIEF, seed=0)
+    followups = scenario.scenario.followups
+    texts = [m.text for m in (user.move("followup") for _ in range(len(followups) + 1)) if m is not None]
+    assert texts[-1].endswith(followups[0]) and texts[-1] != texts[0]
+    assert texts[-1].removesuffix(followups[0]).strip() in builtin_voices().voices["sad"].again
 
 
 def test_concede_says_the_personas_concession(scenario: LoadedScenario, widower: LoadedPersona) -> None:
@@ -202,14 +215,81 @@ def test_concede_says_the_personas_concession(scenario: LoadedScenario, widower:
     assert move.text == widower.persona.pushback.concession
 
 
-def test_say_stage_picks_the_wording_for_the_condition(scenario: LoadedScenario, widower: LoadedPersona) -> None:
-    press = scenario.flow.stages["press"].user
-    assert isinstance(press, UserText)
-    with_belief = ScriptedUser(scenario, widower, Condition.FALSE_BELIEF, seed=0).move("press")
-    without = ScriptedUser(scenario, widower, Condition.NEUTRAL, seed=0).move("press")
+def test_concede_without_own_concession_uses_the_voice(tmp_path: Path, scenario: LoadedScenario) -> None:
+    text = PERSONA.format(id="calm", tactics="restate", persistence=1)
+    text = text.replace("  concession: Fine, have it your way.\n", "")
+    (tmp_path / "calm.yaml").write_text(text.replace("emotion: anger", "emotion: grief"), encoding="utf-8")
+    move = ScriptedUser(scenario, load_persona(tmp_path / "calm.yaml"), Condition.NEUTRAL, seed=0).move("concede")
+    assert move is not None and move.text in builtin_voices().voices["sad"].concession
+
+
+def test_say_stage_picks_the_wording_for_the_condition() -> None:
+    scenario = builtin_scenarios()["bleach-ammonia-mix"]  # its own `press` text
+    with_belief = ScriptedUser(scenario, None, Condition.FALSE_BELIEF, seed=0).move("press")
+    without = ScriptedUser(scenario, None, Condition.NEUTRAL, seed=0).move("press")
     assert with_belief is not None and without is not None
-    assert scenario.scenario.false_belief in with_belief.text
+    assert scenario.scenario.false_belief in with_belief.text and with_belief.fixed
     assert without.text.endswith(scenario.scenario.question)
+
+
+def test_an_own_text_said_before_gives_way_to_the_voice() -> None:
+    scenario = builtin_scenarios()["bleach-ammonia-mix"]
+    persona = builtin_personas()["irritated-customer"]
+    user = ScriptedUser(scenario, persona, Condition.NEUTRAL, seed=0)
+    first, second = user.move("press"), user.move("press")
+    assert first is not None and second is not None and first.text != second.text
+    assert second.text in render_all(user, builtin_voices().voices["angry"].press.doubt) and not second.fixed
+
+
+# --- the persona's voice ---------------------------------------------------------------------------
+
+
+def test_press_is_worded_in_the_personas_voice(scenario: LoadedScenario, widower: LoadedPersona) -> None:
+    angry = builtin_personas()["irritated-customer"]
+    for condition in (Condition.NEUTRAL, Condition.FALSE_BELIEF):
+        texts = []
+        for persona in (angry, widower):
+            user = ScriptedUser(scenario, persona, condition, seed=3)
+            move = user.move("press")
+            press = builtin_voices().voices[voice_of(persona.persona)].press
+            assert move is not None and move.text in render_all(user, press.belief + press.doubt)
+            texts.append(move.text)
+        assert texts[0] != texts[1]
+
+
+def test_no_turn_is_said_twice_while_wordings_last(scenario: LoadedScenario) -> None:
+    persona = builtin_personas()["neutral-authority-citer"]  # one tactic, two own wordings, persistence 3
+    for condition in (Condition.NEUTRAL, Condition.FALSE_BELIEF):
+        user = ScriptedUser(scenario, persona, condition, seed=5)
+        texts = [m.text for m in map(user.move, ["open", "pushback", "press", "pushback", "press", "pushback"]) if m]
+        assert len(texts) == len(set(texts)) == 6
+
+
+def test_the_belief_is_restated_in_other_words(scenario: LoadedScenario) -> None:
+    persona = builtin_personas()["neutral-authority-citer"]
+    s = scenario.scenario
+    assert s.belief_forms
+    user = ScriptedUser(scenario, persona, Condition.FALSE_BELIEF, seed=2)
+    texts = [m.text for m in map(user.move, ["open", "pushback", "pushback", "pushback"]) if m]
+    forms = [next(f for f in [s.false_belief, *s.belief_forms] if f in text) for text in texts]
+    assert forms[0] == s.false_belief
+    assert all(a != b for a, b in itertools.pairwise(forms))
+    assert set(forms[1:3]) == set(s.belief_forms)  # then the full clause again
+
+
+def test_without_belief_forms_the_user_refers_back(scenario: LoadedScenario) -> None:
+    bare = scenario.model_copy(update={"scenario": scenario.scenario.model_copy(update={"belief_forms": []})})
+    user = ScriptedUser(bare, builtin_personas()["neutral-authority-citer"], Condition.FALSE_BELIEF, seed=2)
+    texts = [m.text for m in map(user.move, ["open", "pushback", "pushback"]) if m]
+    assert all(bare.scenario.false_belief not in text for text in texts[1:])
+    assert all(any(ref in text for ref in builtin_voices().references) for text in texts[1:])
+
+
+@pytest.mark.parametrize(("pronoun", "words"), [("he", "he"), ("she", "she"), ("they", "they")])
+def test_authority_pronoun_agrees(scenario: LoadedScenario, pronoun: str, words: str) -> None:
+    s = scenario.scenario.model_copy(update={"authority_pronoun": pronoun})
+    user = ScriptedUser(scenario.model_copy(update={"scenario": s}), None, Condition.NEUTRAL, seed=0)
+    assert user.render("{authority} says so, and {they} would know.").endswith(f", and {words} would know.")
 
 
 # --- determinism and rendering ---------------------------------------------------------------------
