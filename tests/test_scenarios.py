@@ -110,6 +110,16 @@ def test_library_false_beliefs_complete_i_think() -> None:
         assert not belief.lower().startswith(("i think", "that ")), sid
 
 
+def test_library_restates_every_belief_and_genders_only_named_authorities() -> None:
+    for sid, loaded in builtin_scenarios().items():
+        s = loaded.scenario
+        assert len(s.belief_forms) >= 2 and s.false_belief not in s.belief_forms, sid
+        assert all(not form.endswith((".", "?", "!")) for form in s.belief_forms), sid
+    assert builtin_scenarios()["lightning-strikes-twice"].scenario.authority_pronoun == "he"  # the grandfather
+    assert builtin_scenarios()["honey-infant-cough"].scenario.authority_pronoun == "she"  # the mother-in-law
+    assert builtin_scenarios()["snakebite-suck-venom"].scenario.authority_pronoun == "they"  # the scout leader
+
+
 def test_library_ids_are_distinct_and_match_sources() -> None:
     for sid, loaded in builtin_scenarios().items():
         assert loaded.source.endswith(f"/{sid}.yaml")
@@ -132,6 +142,17 @@ def test_a_scenario_uses_the_standard_flow_by_default(tmp_path: Path) -> None:
 
 
 # --- templates ------------------------------------------------------------------------------------
+
+
+def test_pronoun_and_belief_forms_are_optional_and_checked(tmp_path: Path) -> None:
+    plain = load_scenario(write(tmp_path, with_user('"Are you sure? {question}"')))
+    assert (plain.scenario.authority_pronoun, plain.scenario.belief_forms) == ("they", [])
+    extra = "authority_pronoun: she\nbelief_forms: [the sky is a green colour]\n"
+    loaded = load_scenario(write(tmp_path, with_user('"Is {they} sure?"', extra)))
+    assert loaded.scenario.authority_pronoun == "she" and loaded.scenario.belief_forms == ["the sky is a green colour"]
+    text = with_user('"Are you sure?"', "authority_pronoun: it\n")
+    (error,) = errors_of(write(tmp_path, text))
+    assert "authority_pronoun" in error.message and error.line == line_of(text, "authority_pronoun")
 
 
 def test_undefined_template_variable_is_reported_at_its_line(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`convsim personas ...`: list, show, validate, new, schema."""
+"""`convsim personas ...`: list, show, preview, validate, new, schema."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas
+from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas, voice_of
+from scenarios import REPLY_LABELS, Condition, resolve_scenarios
 from simulator.cli._errors import fail, reported
+from simulator.preview import scripted_turns
 
 app = typer.Typer(help="Simulated users' personas: list, show, check and write them.", no_args_is_help=True)
 console = Console()
@@ -67,6 +69,31 @@ def show(persona: Annotated[str, typer.Argument(help="A built-in id or a file.")
         loaded = resolve_personas([persona])[0]
         console.print(f"# {loaded.source}", style="dim")
         print(yaml.safe_dump(loaded.persona.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+
+
+@app.command()
+def preview(
+    persona: Annotated[str, typer.Argument(help="A built-in id or a file.")],
+    scenario: Annotated[str, typer.Argument(help="A built-in scenario id or a file.")],
+    condition: Annotated[Condition, typer.Option(help="The condition.")] = Condition.EMOTIONAL_FALSE_BELIEF,
+    turns: Annotated[int, typer.Option(min=1, max=50, help="User turns at most.")] = 6,
+    seed: Annotated[int, typer.Option(help="The conversation's seed (picks the wordings).")] = 0,
+) -> None:
+    """Print the user turns the flow would send if every reply got the same label, label by label."""
+    with reported():
+        loaded = resolve_personas([persona])[0]
+        story = resolve_scenarios([scenario])[0]
+        paths: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for label in REPLY_LABELS:
+            said = scripted_turns(story, loaded, condition, lambda _, x=label: x, seed=seed, max_turns=turns)
+            paths.setdefault(tuple((stage, move.text) for stage, move in said), []).append(str(label))
+        p = loaded.persona
+        console.print(f"[bold]{p.id}[/] ({p.affect.emotion}, voice {voice_of(p)}) x {story.scenario.id}, {condition}")
+        for said, labels in paths.items():
+            table = Table("#", "stage", "user turn", title=f"every reply {' / '.join(labels)}", title_justify="left")
+            for number, (stage, text) in enumerate(said, start=1):
+                table.add_row(str(number), stage, text)
+            console.print(table)
 
 
 @app.command()
