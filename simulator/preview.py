@@ -8,7 +8,12 @@ from personas import LoadedPersona
 from scenarios import ELSE, EXHAUSTED, Condition, Label, LoadedScenario, StageKind
 from simulator.user import ScriptedUser, UserMove
 
-__all__ = ["scripted_turns"]
+__all__ = ["always", "scripted_turns"]
+
+
+def always(label: Label) -> Callable[[int], Label]:
+    """A label path on which every reply gets ``label``."""
+    return lambda _: label
 
 
 def scripted_turns(

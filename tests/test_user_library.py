@@ -11,12 +11,12 @@ import re
 
 from personas import builtin_personas
 from scenarios import Condition, Label, builtin_scenarios
-from simulator.preview import scripted_turns
+from simulator.preview import always, scripted_turns
 
 _PATHS = {
-    "affirms": lambda n: Label.AFFIRMS,
-    "hedges": lambda n: Label.HEDGES,
-    "refuses": lambda n: Label.REFUSES,
+    "affirms": always(Label.AFFIRMS),
+    "hedges": always(Label.HEDGES),
+    "refuses": always(Label.REFUSES),
     "corrects, then hedges": lambda n: (Label.CORRECTS, Label.HEDGES)[n % 2],
     "affirms, then corrects": lambda n: (Label.AFFIRMS, Label.CORRECTS)[n % 2],
 }
@@ -44,7 +44,7 @@ def test_no_user_turn_repeats_or_reads_like_a_broken_template() -> None:
         builtin_personas().items(), builtin_scenarios().items(), Condition
     ):
         other = next(others)
-        for path, label in (("corrects", lambda n: Label.CORRECTS), other):
+        for path, label in (("corrects", always(Label.CORRECTS)), other):
             conversations += 1
             turns = scripted_turns(scenario, persona, condition, label, seed=conversations % 5, max_turns=6)
             said: list[str] = []
@@ -72,7 +72,7 @@ def test_an_angry_persona_presses_and_follows_up_unlike_a_grieving_one() -> None
     for condition in Condition:
         for label in (Label.HEDGES, Label.AFFIRMS):  # the press, the follow-up
             texts = [
-                [move.text for _, move in scripted_turns(scenario, p, condition, lambda n, x=label: x, seed=1)[1:2]]
+                [move.text for _, move in scripted_turns(scenario, p, condition, always(label), seed=1)[1:2]]
                 for p in (angry, grieving)
             ]
             assert texts[0] and texts[1] and texts[0] != texts[1], (condition, label)

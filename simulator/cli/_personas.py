@@ -15,7 +15,7 @@ from rich.table import Table
 from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas, voice_of
 from scenarios import REPLY_LABELS, Condition, resolve_scenarios
 from simulator.cli._errors import fail, reported
-from simulator.preview import scripted_turns
+from simulator.preview import always, scripted_turns
 
 app = typer.Typer(help="Simulated users' personas: list, show, check and write them.", no_args_is_help=True)
 console = Console()
@@ -85,8 +85,8 @@ def preview(
         story = resolve_scenarios([scenario])[0]
         paths: dict[tuple[tuple[str, str], ...], list[str]] = {}
         for label in REPLY_LABELS:
-            said = scripted_turns(story, loaded, condition, lambda _, x=label: x, seed=seed, max_turns=turns)
-            paths.setdefault(tuple((stage, move.text) for stage, move in said), []).append(str(label))
+            moves = scripted_turns(story, loaded, condition, always(label), seed=seed, max_turns=turns)
+            paths.setdefault(tuple((stage, move.text) for stage, move in moves), []).append(str(label))
         p = loaded.persona
         console.print(f"[bold]{p.id}[/] ({p.affect.emotion}, voice {voice_of(p)}) x {story.scenario.id}, {condition}")
         for said, labels in paths.items():
