@@ -39,11 +39,11 @@ style:
 pushback:
   tactics: [confusion, anecdote, challenge]   # confusion, restate, anecdote, emotion, authority, challenge, deference
   persistence: 2               # pushbacks before the user yields (0: yields at once)
-  # phrases:                   # optional: your own wording for a tactic in `tactics`
+  # phrases:                   # optional: your own wordings for a tactic in `tactics`, said first
   #   challenge:
   #     belief: ["How can you be so sure? Everyone says {{belief}}."]
   #     doubt: ["How can you be so sure?"]
-  concession: Okay. I suppose you might be right.
+  concession: Okay. I suppose you might be right.   # optional: without it, one of the voice's
 instructions: ""               # guidance for a model-driven user
 """
 
@@ -121,6 +121,7 @@ def new(
         raise fail(f"{path} exists; choose another id or --out")
     path.write_text(TEMPLATE.format(id=persona_id, path=path), encoding="utf-8")
     console.print(f"wrote {path}; edit it, then run `convsim personas validate {path}`")
+    console.print(f"hear its voice with `convsim personas preview {path} SCENARIO`")
 
 
 @app.command()
