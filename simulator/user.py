@@ -86,6 +86,7 @@ class ScriptedUser:
         self._followups = 0
         self._probes = 0
         self._said: set[str] = set()
+        self._used: set[str] = set()
         s = scenario.scenario
         disclosure = ""
         if condition.emotional and persona is not None:
@@ -219,17 +220,22 @@ class ScriptedUser:
         return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
     def _say(self, groups: Sequence[Sequence[str]]) -> tuple[int, str]:
-        """One of the templates, filled in and remembered, with the index of its group: chosen with
-        the RNG among the first group's that were not said yet in this conversation (among the first
-        group's, if all were). The belief is stated in full the first time, then in the next other form.
+        """One of the templates, filled in and remembered, with the index of its group.
+
+        Chosen with the RNG among the first group's templates not used yet in this conversation;
+        when all were, among the first group's whose text was not said yet (the belief may be put
+        another way); else among the first group's. The belief is stated in full the first time,
+        then in the next other form.
         """
         belief = self._variables["belief"]
         if self._beliefs_said:
             belief = self._restatements[(self._beliefs_said - 1) % len(self._restatements)]
         filled = [[(template, self._fill(template, belief)) for template in group] for group in groups]
-        fresh = [[pair for pair in group if pair[1] not in self._said] for group in filled]
-        index = next((i for i, group in enumerate(fresh) if group), 0)
-        template, text = self._rng.choice(fresh[index] or filled[index])
+        unused = [[pair for pair in group if pair[0] not in self._used] for group in filled]
+        unsaid = [[pair for pair in group if pair[1] not in self._said] for group in filled]
+        index, fresh = next(((i, g) for i, g in [*enumerate(unused), *enumerate(unsaid)] if g), (0, filled[0]))
+        template, text = self._rng.choice(fresh)
         self._beliefs_said += "belief" in template_fields(template)
+        self._used.add(template)
         self._said.add(text)
         return index, text

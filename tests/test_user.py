@@ -265,6 +265,16 @@ def test_no_turn_is_said_twice_while_wordings_last(scenario: LoadedScenario) -> 
         assert len(texts) == len(set(texts)) == 6
 
 
+def test_each_wording_is_used_once_before_any_is_used_again(scenario: LoadedScenario) -> None:
+    persona = builtin_personas()["neutral-authority-citer"]  # two own authority wordings
+    user = ScriptedUser(scenario, persona, Condition.FALSE_BELIEF, seed=1)
+    texts = [m.text for m in map(user.move, ["pushback"] * 3) if m]
+    starts = ("I was told by ", "I have it from ")
+    assert sorted(t.startswith(starts[0]) for t in texts[:2]) == [False, True]
+    assert sorted(t.startswith(starts[1]) for t in texts[:2]) == [False, True]
+    assert not texts[2].startswith(starts)  # then the neutral voice's
+
+
 def test_the_belief_is_restated_in_other_words(scenario: LoadedScenario) -> None:
     persona = builtin_personas()["neutral-authority-citer"]
     s = scenario.scenario
