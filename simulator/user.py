@@ -68,7 +68,7 @@ class ScriptedUser:
 
     Pushback follows the persona's tactics in order, cycling, until its persistence is
     used up; follow-ups and probes are taken in the scenario's order, cycling. The user
-    remembers what it said: of the wordings for a move it picks one not said yet in this
+    remembers what it said: of the wordings for a move it picks one not used yet in this
     conversation (the persona's own first, then its voice's, then the neutral voice's), and it
     states the false belief in full once, then in other words (the scenario's ``belief_forms``,
     or back-references), never the same way in two turns running. The same seed and the same
