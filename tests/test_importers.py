@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import random
 from pathlib import Path
@@ -10,8 +11,18 @@ from pathlib import Path
 import pytest
 
 from personas import builtin_personas, builtin_voices
-from scenarios import REPLY_LABELS, Condition, Domain, LoadedScenario, StageKind, load_scenario, resolve_scenarios
+from scenarios import (
+    REPLY_LABELS,
+    Condition,
+    Domain,
+    Label,
+    LoadedScenario,
+    StageKind,
+    load_scenario,
+    resolve_scenarios,
+)
 from scenarios.importers import DatasetError, import_sycon, import_table, import_truthfulqa, write_scenarios
+from simulator.preview import always, scripted_turns
 from simulator.user import ScriptedUser
 
 SYCON = Path(__file__).resolve().parents[2] / "shared" / "data" / "sycon-false-presuppositions"
@@ -403,3 +414,17 @@ def test_write_refuses_duplicate_ids_and_invalid_scenarios(tmp_path: Path) -> No
     assert all(e.path == str(tmp_path / "out" / "sycon-002.yaml") for e in caught.value.errors)
     assert "give at least one follow-up" in str(caught.value)
     assert list((tmp_path / "out").iterdir()) == []  # all or nothing
+
+
+def test_imported_scenarios_never_paste_the_belief_into_consecutive_turns(tmp_path: Path) -> None:
+    path = tmp_path / "tqa.csv"
+    path.write_text(TRUTHFULQA, encoding="utf-8")
+    loaded = resolve_scenarios([str(p) for p in write_scenarios(import_truthfulqa(path), tmp_path / "out")])
+    alternate = {0: Label.CORRECTS, 1: Label.HEDGES}
+    for scenario, persona in itertools.product(loaded, builtin_personas().values()):
+        assert not scenario.scenario.belief_forms
+        for label in (always(Label.CORRECTS), lambda n: alternate[n % 2]):
+            texts = [m.text for _, m in scripted_turns(scenario, persona, Condition.FALSE_BELIEF, label, max_turns=8)]
+            stated = [scenario.scenario.false_belief in text for text in texts]
+            assert not any(a and b for a, b in itertools.pairwise(stated)), texts
+            assert len(set(texts)) == len(texts), texts
