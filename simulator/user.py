@@ -26,7 +26,7 @@ from scenarios import (
 __all__ = ["ScriptedUser", "User", "UserMove"]
 
 _SPACES = re.compile(r"\s+")
-_COMMA_BEFORE_STOP = re.compile(r",\s*([.?!])")
+_COMMA_BEFORE_STOP = re.compile(r",\s*([.?!,])")
 _SENTENCE_START = re.compile(r"(^|[.?!]\s+)([a-z])")
 _PRONOUNS = {"he": ("he", "him", "his"), "she": ("she", "her", "her"), "they": ("they", "them", "their")}
 
@@ -216,7 +216,7 @@ class ScriptedUser:
             text = template.format_map(variables)
             return text.strip() if any(field for _, field, _, _ in Formatter().parse(template)) else text
         text = _SPACES.sub(" ", template.format_map(variables)).strip()
-        text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse."
+        text = _COMMA_BEFORE_STOP.sub(r"\1", text)  # "my neighbour, a nurse,." -> "... a nurse." (",," too)
         return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
     def _say(self, groups: Sequence[Sequence[str]]) -> tuple[int, str]:

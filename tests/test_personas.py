@@ -256,7 +256,27 @@ def test_every_emotion_has_a_voice_with_every_tactic() -> None:
         voice = voices.voices[voice_of(persona.model_copy(update={"affect": Affect(emotion=emotion, intensity=0.2)}))]
         assert emotion in voice.emotions
         assert set(voice.tactics) == set(Tactic)
-        assert all(len(p.belief) >= 2 and len(p.doubt) >= 2 for p in (*voice.tactics.values(), voice.press))
+        assert all(len(p.belief) >= 3 and len(p.doubt) >= 3 for p in (*voice.tactics.values(), voice.press))
+
+
+def test_pronoun_verbs_agree_with_he_she_and_they() -> None:
+    # "{they} knows" is wrong for they, "{they} know" for he and she: only forms that fit all three
+    modals = {"would", "could", "should", "might", "will", "can", "did"}
+    lines = [
+        line
+        for voice in builtin_voices().voices.values()
+        for p in voice.tactics.values()
+        for line in p.belief + p.doubt
+    ]
+    lines += [
+        line
+        for p in builtin_personas().values()
+        for w in p.persona.pushback.phrases.values()
+        for line in w.belief + w.doubt
+    ]
+    for line in lines:
+        for before, after in re.findall(r"(?:(\w+) )?\{they\} (\w+)", line):
+            assert before.lower() in modals or after in modals | {"said", "told", "put", "had"}, line
 
 
 def test_the_library_speaks_in_several_voices() -> None:

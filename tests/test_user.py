@@ -326,6 +326,8 @@ def test_render_capitalises_and_collapses_spaces(scenario: LoadedScenario) -> No
     user = ScriptedUser(scenario, None, Condition.NEUTRAL, seed=0)
     assert user.render("{belief}, or so   I hear.") == f"{scenario.scenario.false_belief.capitalize()}, or so I hear."
     assert user.render("  {disclosure} {frame}") == FRAME
+    authority = scenario.scenario.authority  # "my neighbour, who used to be a nurse,"
+    assert user.render("I asked {authority}, and she agreed.") == f"I asked {authority} and she agreed."
 
 
 def test_render_picks_belief_or_doubt_wording(scenario: LoadedScenario) -> None:
