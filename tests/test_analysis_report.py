@@ -110,7 +110,9 @@ def test_same_target_names_in_two_runs_become_run_series(tmp_path: Path) -> None
     frames = load([a, b])
     assert default_by(frames) == ["run", "target", "condition"]
     report = build_report(frames, n_boot=20, figures=False)
-    assert "paired" not in report.tables  # four series: no single pair to compare
+    # four series, every two of them paired on the same conversations: 6 pairs, per condition and per turn
+    titles = sorted(t.title for key, t in report.tables.items() if key.startswith("paired_turns"))
+    assert len(titles) == 6 and "Paired comparison by turn: a / base vs a / warm" in titles
     assert report.tables["headline"].frame["run"].tolist()[:1] == ["a"]
     assert "target[" not in " ".join(report.tables["error_model"].frame["term"])  # one `arm` term, not run + target
 
@@ -120,7 +122,11 @@ def test_by_other_columns(study: tuple[Path, Path]) -> None:
     headline = report.tables["headline"].frame
     assert set(headline["affect"]) == {"sadness", "neutral", "anxiety"}
     assert headline.set_index(["target", "affect"]).loc[("base", "anxiety"), "conversations"] == 0  # p3 failed
-    assert "paired" not in report.tables  # series target+affect: four arms
+    # series target+affect: only the arms of one affect share conversations (base vs warm, three affects)
+    assert [t.title for key, t in report.tables.items() if key.startswith("paired_turns")] == [
+        "Paired comparison by turn: base / neutral vs warm / neutral",
+        "Paired comparison by turn: base / sadness vs warm / sadness",
+    ]  # base / anxiety: its only conversation failed
     markdown = render_markdown(report)
     assert "## Headline" in markdown and formatted(report.tables["headline"])
 

@@ -13,7 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MIN_N",
     "Logit",
+    "bootstrap_medians",
     "bootstrap_sums",
     "expected_calibration_error",
     "fit_logit",
@@ -65,6 +67,18 @@ def bootstrap_sums(values: FloatArray, n_boot: int, rng: np.random.Generator) ->
         weights = np.bincount(draws.ravel(), minlength=size * units).reshape(size, units).astype(np.float64)
         yield weights @ values
         done += size
+
+
+def bootstrap_medians(values: FloatArray, n_boot: int, rng: np.random.Generator) -> FloatArray:
+    """Medians of ``values`` over ``n_boot`` bootstrap resamples (each of ``len(values)`` draws), in chunks."""
+    units = values.shape[0]
+    chunk = max(1, min(n_boot, _CHUNK_CELLS // max(units, 1)))
+    medians = [
+        np.median(values[rng.integers(0, units, size=(min(chunk, n_boot - done), units))], axis=1)
+        for done in range(0, n_boot, chunk)
+    ]
+    out: FloatArray = np.concatenate(medians).astype(np.float64)
+    return out
 
 
 def nan_percentiles(values: FloatArray, tail: float) -> tuple[FloatArray, FloatArray]:
@@ -177,8 +191,16 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+MIN_N = 5
+"""Below this many units a report prints "n too small" instead of an interval."""
+
+
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion; (nan, nan) when ``n`` is 0."""
+    """Wilson score interval of a proportion; (nan, nan) when ``n`` is 0.
+
+    Honest at small ``n`` (2 of 2 gives about [34%, 100%], not [100%, 100%]); reports still
+    print "n too small" below ``MIN_N``.
+    """
     if n == 0:
         return math.nan, math.nan
     z = normal_quantile(level)
