@@ -154,3 +154,46 @@ def test_show_lists_and_prints_one_transcript(study: tuple[Path, Path]) -> None:
     assert result.exit_code == 2 and "no conversation" in result.stderr
     result = runner.invoke(app, ["show", str(study[0]), "base-e"])
     assert result.exit_code == 2 and "matches" in result.stderr
+
+
+def test_report_names_what_produced_it(study: tuple[Path, Path], tmp_path: Path) -> None:
+    report = build_report(load(study), n_boot=20, figures=False)
+    table = report.tables["provenance"].frame.set_index("target")
+    assert table.loc["base", "system_prompt"] == "neutral"  # a built-in prompt goes by its name
+    assert table.loc["warm", "system_prompt"] == "You are a warm, caring companion."  # any other by its text
+    assert table.loc["warm", ["run", "model", "judge", "turns", "seeds", "convsim"]].tolist() == [
+        "warm-run", "model-warm", "hand", "5", "0, 1", "0.9.test"
+    ]  # fmt: skip
+    assert table.loc["warm", "sampling"] == "temperature 0.7, top_p 1.0, max_tokens 128"
+    assert next(iter(report.tables)) == "provenance" and "## What produced this report" in render_markdown(report)
+    (study[0] / "manifest.json").rename(tmp_path / "kept.json")  # a run without a manifest still says so
+    try:
+        bare = build_report(load(study), n_boot=20, figures=False).tables["provenance"].frame.set_index("target")
+    finally:
+        (tmp_path / "kept.json").rename(study[0] / "manifest.json")
+    assert bare.loc["base", ["model", "system_prompt"]].tolist() == ["model-base", "no manifest"]
+
+
+def test_figures_have_one_complete_legend_and_n_at_each_point(study: tuple[Path, Path]) -> None:
+    from scoring.analysis import decay, plots
+    from scoring.analysis.palette import series_styles
+
+    frames = load(study)
+    counts = build_report(frames, n_boot=20, figures=False).tables["labels"].frame  # no `refuses` in the study
+    assert "refuses" not in counts.columns
+    long = counts.melt(id_vars=["target", "turn"], var_name="label", value_name="n")
+    figure = plots.label_distribution(long, ["target"])
+    assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["corrects", "hedges", "evades", "affirms",
+                                                                      "refuses"]  # fmt: skip
+    curve = decay(frames, n_boot=20).curve
+    figure = plots.decay_curves(curve, ["target"], "condition")
+    assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)
+    names = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert names[:2] == ["base", "warm"]
+    styles = series_styles(["base", "warm"])
+    lines = figure.axes[0].get_lines()  # neutral: base then warm
+    assert [line.get_color() for line in lines] == [styles["base"].color, styles["warm"].color]
+    assert lines[0].get_marker() != lines[1].get_marker() and lines[0].get_linestyle() != lines[1].get_linestyle()
+    neutral = curve.loc[curve["condition"] == "neutral"]
+    assert sorted(t.get_text() for t in figure.axes[0].texts) == sorted(str(n) for n in neutral["n"])
