@@ -129,7 +129,8 @@ SCRIPT = r"""
     for (const s of SERIES) {
       if (!data[s]) continue;
       const turns = Object.keys(data[s]).map(Number).sort((a, b) => a - b);
-      const pts = turns.map((t) => [x(t), y(data[s][t].k / data[s][t].n)]);
+      const nudge = (SERIES.indexOf(s) - (SERIES.length - 1) / 2) * 6;  // overlapping series stay apart
+      const pts = turns.map((t) => [x(t) + nudge, y(data[s][t].k / data[s][t].n)]);
       const line = pts.map((p) => p.join(",")).join(" ");
       parts.push(`<polyline fill="none" stroke="${colorOf(s)}" stroke-width="2" points="${line}"/>`);
       turns.forEach((t, i) => {
