@@ -20,19 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from scoring.analysis import plots
+from scoring.analysis import metrics, plots
 from scoring.analysis.comparisons import amplification, calibration, error_model, paired_by_turn, paired_comparison
 from scoring.analysis.frames import Frames
-from scoring.analysis.metrics import (
-    DEFAULT_BY,
-    decay,
-    exclusions,
-    face_saving,
-    headline,
-    survival,
-    turn_statistics,
-    usable_turns,
-)
+from scoring.analysis.metrics import DEFAULT_BY, decay, exclusions, face_saving, headline, survival, usable_turns
 from scoring.analysis.misclassification import corrected_rates
 from scoring.analysis.provenance import provenance
 from scoring.analysis.stats import MIN_N
@@ -294,7 +285,7 @@ def build_report(
         "survival": Table("Survival of corrections (Kaplan-Meier)", kept, _SURVIVAL_NOTE, n_column="at_risk"),
         "turns": Table(
             "Turn of first correction and of capitulation",
-            turn_statistics(frames, by, n_boot=n_boot, seed=seed),
+            metrics.turn_statistics(frames, by, n_boot=n_boot, seed=seed),
             _TURNS_NOTE,
             _TURN_KINDS,
             "n",
