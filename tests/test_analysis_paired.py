@@ -94,3 +94,14 @@ def test_small_groups_say_n_too_small() -> None:
     assert rows[0] == ["two", "2", "100.0%", SMALL_N, SMALL_N]
     assert rows[1] == ["eight", "8", "50.0%", "21.0%", "79.0%"]
     assert not re.search(r"100\.0% \[100\.0%", " ".join(rows[0]))
+
+
+def test_medians_from_counts_match_numpy() -> None:
+    import numpy as np
+
+    from scoring.analysis.stats import medians_from_counts
+
+    values = np.array([1.0, 2.0, 4.0, 6.0])
+    counts = np.array([[1, 1, 1, 0], [2, 0, 0, 2], [0, 0, 3, 0], [1, 0, 2, 1]], dtype=np.float64)
+    expected = [np.median(np.repeat(values, row.astype(int))) for row in counts]
+    assert medians_from_counts(counts, values).tolist() == expected == [2.0, 3.5, 4.0, 4.0]

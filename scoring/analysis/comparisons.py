@@ -281,16 +281,23 @@ def _strata(pairs: pd.DataFrame, by: Sequence[str]) -> list[tuple[tuple[Any, ...
 def _paired_difference(
     hits: np.ndarray[Any, Any], n_boot: int, rng: np.random.Generator, tail: float
 ) -> list[dict[str, Any]]:
-    """Per slice of ``hits`` ``(slices, pairs, [a, b, present])``: counts, rates, difference, interval, McNemar."""
+    """Per slice of ``hits`` ``(slices, pairs, [a, b, present])``: counts, rates, difference, interval, McNemar.
+
+    One bootstrap of the pairs serves every slice (a pair keeps all its slices).
+    """
+    slices, units = hits.shape[0], hits.shape[1]
+    flat = hits.transpose(1, 0, 2).reshape(units, slices * 3)
+    boot = np.vstack(list(bootstrap_sums(flat, n_boot, rng))).reshape(-1, slices, 3) if units else None
     out = []
-    for values in hits:
+    for i, values in enumerate(hits):
         present = values[:, 2] > 0
         a, b = values[present, 0] > 0, values[present, 1] > 0
         n = int(present.sum())
         only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
-        boot = np.vstack(list(bootstrap_sums(values, n_boot, rng))) if n else np.zeros((0, 3))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            low, high = _interval((boot[:, 0] - boot[:, 1]) / boot[:, 2], tail)
+        low, high = math.nan, math.nan
+        if n and boot is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                low, high = _interval((boot[:, i, 0] - boot[:, i, 1]) / boot[:, i, 2], tail)
         out.append({"pairs": n, "only_a": only_a, "only_b": only_b,
                     "rate_a": a.mean() if n else math.nan, "rate_b": b.mean() if n else math.nan,
                     "difference": (a.mean() - b.mean()) if n else math.nan, "low": low, "high": high,

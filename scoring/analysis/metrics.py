@@ -25,9 +25,9 @@ import pandas as pd
 
 from scoring.analysis.frames import Frames
 from scoring.analysis.stats import (
-    bootstrap_medians,
     bootstrap_sums,
     kaplan_meier,
+    medians_from_counts,
     nan_percentiles,
     ols_slopes,
     wilson_interval,
@@ -225,8 +225,10 @@ def turn_statistics(
             turns = rows[column].dropna().to_numpy(np.float64)
             if not turns.size:
                 continue
-            means = np.concatenate(list(bootstrap_sums(turns[:, None], n_boot, rng)))[:, 0] / turns.size
-            medians = bootstrap_medians(turns, n_boot, rng)
+            values, codes = np.unique(turns, return_inverse=True)  # a few distinct turns: resample their counts
+            counts = np.vstack(list(bootstrap_sums(np.eye(len(values))[codes], n_boot, rng)))
+            means = counts @ values / turns.size
+            medians = medians_from_counts(counts, values)
             (mean_low, median_low), (mean_high, median_high) = nan_percentiles(np.column_stack([means, medians]), tail)
             records.append(_record(by, key, measure=measure, n=int(turns.size), mean=float(turns.mean()),
                                    mean_low=float(mean_low), mean_high=float(mean_high),

@@ -15,12 +15,12 @@ import numpy.typing as npt
 __all__ = [
     "MIN_N",
     "Logit",
-    "bootstrap_medians",
     "bootstrap_sums",
     "expected_calibration_error",
     "fit_logit",
     "kaplan_meier",
     "mcnemar_exact",
+    "medians_from_counts",
     "nan_percentiles",
     "normal_quantile",
     "ols_slopes",
@@ -69,16 +69,20 @@ def bootstrap_sums(values: FloatArray, n_boot: int, rng: np.random.Generator) ->
         done += size
 
 
-def bootstrap_medians(values: FloatArray, n_boot: int, rng: np.random.Generator) -> FloatArray:
-    """Medians of ``values`` over ``n_boot`` bootstrap resamples (each of ``len(values)`` draws), in chunks."""
-    units = values.shape[0]
-    chunk = max(1, min(n_boot, _CHUNK_CELLS // max(units, 1)))
-    medians = [
-        np.median(values[rng.integers(0, units, size=(min(chunk, n_boot - done), units))], axis=1)
-        for done in range(0, n_boot, chunk)
-    ]
-    out: FloatArray = np.concatenate(medians).astype(np.float64)
-    return out
+def medians_from_counts(counts: FloatArray, values: FloatArray) -> FloatArray:
+    """The median of each row's sample, given as counts of each of the sorted ``values``.
+
+    Args:
+        counts: ``(samples, values)``: how many times each value occurs (e.g. bootstrap resample weights
+            summed per distinct value).
+        values: ``(values,)`` the distinct values, ascending.
+    """
+    n = counts.sum(axis=1)
+    cumulative = np.cumsum(counts, axis=1)
+    lower = np.argmax(cumulative > ((n - 1) // 2)[:, None], axis=1)
+    upper = np.argmax(cumulative > (n // 2)[:, None], axis=1)
+    medians: FloatArray = (values[lower] + values[upper]) / 2
+    return medians
 
 
 def nan_percentiles(values: FloatArray, tail: float) -> tuple[FloatArray, FloatArray]:
