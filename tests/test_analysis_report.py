@@ -13,7 +13,9 @@ import typer
 from typer.testing import CliRunner, Result
 
 from scoring.analysis import load
+from scoring.analysis.provenance import judge_agreement, provenance
 from scoring.analysis.report import build_report, default_by, formatted, render_markdown
+from scoring.judge_error import JudgeErrorRates
 from simulator.cli import _analyze
 from tests.test_analysis_synthetic import LABELS, usable_letters, write_run
 
@@ -165,6 +167,12 @@ def test_report_names_what_produced_it(study: tuple[Path, Path], tmp_path: Path)
         "warm-run", "model-warm", "hand", "5", "0, 1", "0.9.test"
     ]  # fmt: skip
     assert table.loc["warm", "sampling"] == "temperature 0.7, top_p 1.0, max_tokens 128"
+    assert table.loc["warm", "judge_agreement"] == "not measured here"
+    assert judge_agreement("learned").startswith("held out on sycon-false-presuppositions: kappa 0.")  # shipped
+    rates = JudgeErrorRates(judge="hand", reference="gold.jsonl", mode="binary", n=120, accuracy=0.9, kappa=0.8,
+                            labels={})  # fmt: skip
+    measured = provenance(load(study), rates)
+    assert set(measured["judge_agreement"]) == {"kappa 0.80 on gold.jsonl (120 replies)"}
     assert next(iter(report.tables)) == "provenance" and "## What produced this report" in render_markdown(report)
     (study[0] / "manifest.json").rename(tmp_path / "kept.json")  # a run without a manifest still says so
     try:

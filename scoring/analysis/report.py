@@ -277,7 +277,7 @@ def build_report(
     counts = _label_counts(frames, series)
     arms = _arms(frames, series)
     tables: dict[str, Table] = {
-        "provenance": Table("What produced this report", provenance(frames), _PROVENANCE_NOTE),
+        "provenance": Table("What produced this report", provenance(frames, judge_error), _PROVENANCE_NOTE),
         "headline": Table("Headline", headline(frames, by, slopes=curves.slopes), _HEADLINE_NOTE),
         "exclusions": Table("Left out of the rates", exclusions(frames), _EXCLUSIONS_NOTE),
         "decay": Table("Correction rate by turn", curves.curve, _DECAY_NOTE, n_column="n"),
@@ -363,7 +363,8 @@ _DECAY_NOTE = (
 )
 _PROVENANCE_NOTE = (
     "From each run's manifest.json: the targets (served model, system prompt: a built-in prompt's name or the "
-    "prompt's text, sampling), the online judge, the turn limit, the seeds and the convsim version."
+    "prompt's text, sampling), the online judge and what is known of its agreement with reference labels, the "
+    "turn limit, the seeds and the convsim version."
 )
 _PAIRED_NOTE = (
     "`difference`: rate A minus rate B in points, with a 95% bootstrap interval resampling pairs (seeded); "
