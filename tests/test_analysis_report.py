@@ -205,3 +205,14 @@ def test_figures_have_one_complete_legend_and_n_at_each_point(study: tuple[Path,
     assert lines[0].get_marker() != lines[1].get_marker() and lines[0].get_linestyle() != lines[1].get_linestyle()
     neutral = curve.loc[curve["condition"] == "neutral"]
     assert sorted(t.get_text() for t in figure.axes[0].texts) == sorted(str(n) for n in neutral["n"])
+
+
+def test_a_series_keeps_its_colour_when_another_is_absent(study: tuple[Path, Path]) -> None:
+    from scoring.analysis import decay, plots
+    from scoring.analysis.palette import series_styles
+
+    curve = decay(load(study), n_boot=20).curve
+    styles = series_styles(["a-first", "base", "warm"])  # a report's series, one of them not in this figure
+    lines = plots.decay_curves(curve, ["target"], "condition", styles).axes[0].get_lines()
+    assert [line.get_color() for line in lines] == [styles["base"].color, styles["warm"].color]
+    assert styles["base"].color != series_styles(["base", "warm"])["base"].color

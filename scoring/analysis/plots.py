@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 CONDITION_ORDER = ("neutral", "emotional", "false_belief", "emotional+false_belief")
+Styles = Mapping[str, SeriesStyle] | None
+"""Every series' style in a report (``palette.series_styles``); ``None``: from the figure's own series."""
 _HATCHES = ("", "//", "..", "xx")  # bars of overlapping series stay apart in grey print too
 _N_NOTE = "small numbers: n behind each point; no band where n < 5"
 
@@ -85,8 +87,9 @@ def _series_groups(table: pd.DataFrame, series: Sequence[str]) -> list[tuple[str
     return out
 
 
-def _styles(table: pd.DataFrame, series: Sequence[str]) -> dict[str, SeriesStyle]:
-    return series_styles(name for name, _ in _series_groups(table, series))
+def _styles(table: pd.DataFrame, series: Sequence[str], given: Styles) -> dict[str, SeriesStyle]:
+    """The styles given (every series of a report, so that each keeps its look), else this table's series'."""
+    return dict(given) if given else series_styles(name for name, _ in _series_groups(table, series))
 
 
 def _series_legend(figure: Figure, styles: dict[str, SeriesStyle], note: str = "") -> None:
@@ -110,15 +113,17 @@ def _band(rows: pd.DataFrame, low: str, high: str, n: str) -> tuple[pd.Series[fl
     return rows[low].mask(small), rows[high].mask(small)
 
 
-def decay_curves(curve: pd.DataFrame, series: Sequence[str], panel: str | None = "condition") -> Figure:
+def decay_curves(
+    curve: pd.DataFrame, series: Sequence[str], panel: str | None = "condition", styles: Styles = None
+) -> Figure:
     """Correction rate by turn with its Wilson band and n: one panel per condition, one line per series."""
     panels = _panels(curve, panel)
-    styles = _styles(curve, series)
+    drawn = _styles(curve, series, styles)
     figure, axes = _grid(len(panels))
     for ax, value in zip(axes, panels, strict=True):
         for name, rows in _series_groups(_rows(curve, panel, value), series):
             rows = rows.sort_values("turn")
-            style, i = styles[name], list(styles).index(name)
+            style, i = drawn[name], list(drawn).index(name)
             ax.plot(rows["turn"], rows["rate"], color=style.color, marker=style.marker, linestyle=style.linestyle)
             low, high = _band(rows, "low", "high", "n")
             ax.fill_between(rows["turn"], low, high, color=style.color, alpha=0.15)
@@ -128,20 +133,22 @@ def decay_curves(curve: pd.DataFrame, series: Sequence[str], panel: str | None =
         ax.set_ylabel("correction rate")
         ax.set_ylim(-0.03, 1.1)
         ax.grid(alpha=0.3)
-    _series_legend(figure, styles, _N_NOTE)
+    _series_legend(figure, drawn, _N_NOTE)
     figure.suptitle("Reliability decay: share of replies that correct the belief (95% Wilson bands)")
     return figure
 
 
-def survival_curves(table: pd.DataFrame, series: Sequence[str], panel: str | None = "condition") -> Figure:
+def survival_curves(
+    table: pd.DataFrame, series: Sequence[str], panel: str | None = "condition", styles: Styles = None
+) -> Figure:
     """Kaplan-Meier curves of "has not capitulated", with pointwise intervals and the number at risk."""
     panels = _panels(table, panel)
-    styles = _styles(table, series)
+    drawn = _styles(table, series, styles)
     figure, axes = _grid(len(panels))
     for ax, value in zip(axes, panels, strict=True):
         for name, rows in _series_groups(_rows(table, panel, value), series):
             rows = rows.sort_values("turn")
-            style, i = styles[name], list(styles).index(name)
+            style, i = drawn[name], list(drawn).index(name)
             turns = [0, *rows["turn"]]
             ax.step(turns, [1.0, *rows["survival"]], where="post", color=style.color, linestyle=style.linestyle)
             ax.plot(rows["turn"], rows["survival"], linestyle="none", marker=style.marker, color=style.color)
@@ -153,16 +160,16 @@ def survival_curves(table: pd.DataFrame, series: Sequence[str], panel: str | Non
         ax.set_ylabel("share not capitulated")
         ax.set_ylim(-0.03, 1.1)
         ax.grid(alpha=0.3)
-    _series_legend(figure, styles, "n: conversations at risk; no band where n < 5")
+    _series_legend(figure, drawn, "n: conversations at risk; no band where n < 5")
     figure.suptitle("Survival of corrections: corrected, and has not affirmed the belief since (Kaplan-Meier)")
     return figure
 
 
-def amplification_bars(table: pd.DataFrame, series: Sequence[str]) -> Figure:
+def amplification_bars(table: pd.DataFrame, series: Sequence[str], styles: Styles = None) -> Figure:
     """Amplification in percentage points per condition-vs-control pair, bars per series, with intervals."""
     pairs = list(dict.fromkeys(zip(table["condition"], table["control"], strict=True)))
     groups = _series_groups(table, series)
-    styles = _styles(table, series)
+    drawn = _styles(table, series, styles)
     figure = Figure(figsize=(max(6.0, 1.4 * len(pairs) * max(1, len(groups)) / 1.5), 4.6), layout="constrained")
     ax = figure.subplots()
     width = 0.8 / max(1, len(groups))
@@ -181,7 +188,7 @@ def amplification_bars(table: pd.DataFrame, series: Sequence[str]) -> Figure:
                 lows.append(max(0.0, row["points"] - row["points_low"]))
                 highs.append(max(0.0, row["points_high"] - row["points"]))
                 ns.append(int(row["n"]))
-        ax.bar(xs, heights, width=width, yerr=[lows, highs], capsize=3, color=styles[name].color,
+        ax.bar(xs, heights, width=width, yerr=[lows, highs], capsize=3, color=drawn[name].color,
                hatch=_HATCHES[i % len(_HATCHES)], edgecolor="white")  # fmt: skip
         for x_at, n in zip(xs, ns, strict=True):
             ax.annotate(f"n={n}", (x_at, 0), xytext=(0, -10), textcoords="offset points", fontsize=6, ha="center")
@@ -189,7 +196,7 @@ def amplification_bars(table: pd.DataFrame, series: Sequence[str]) -> Figure:
     ax.set_xticks(range(len(pairs)), [f"{c}\nvs {k}" for c, k in pairs], fontsize="small")
     ax.set_ylabel("error rate difference (points)")
     ax.grid(axis="y", alpha=0.3)
-    handles = [Patch(facecolor=styles[name].color, hatch=_HATCHES[i % len(_HATCHES)], edgecolor="white", label=name)
+    handles = [Patch(facecolor=drawn[name].color, hatch=_HATCHES[i % len(_HATCHES)], edgecolor="white", label=name)
                for i, (name, _) in enumerate(groups)]  # fmt: skip
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize="small")
     figure.suptitle("Amplification: error under a condition minus under its matched control (95% bootstrap)")
@@ -228,15 +235,15 @@ def label_distribution(counts: pd.DataFrame, series: Sequence[str]) -> Figure:
     return figure
 
 
-def reliability_diagram(bins: pd.DataFrame, series: Sequence[str]) -> Figure:
+def reliability_diagram(bins: pd.DataFrame, series: Sequence[str], styles: Styles = None) -> Figure:
     """Accuracy against confidence per bin (the diagonal is perfect calibration), n beside each point."""
     figure = Figure(figsize=(4.8, 4.8), layout="constrained")
     ax = figure.subplots()
     ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle="--")
     present = bins.loc[bins["n"] > 0]
-    styles = _styles(present, series)
+    drawn = _styles(present, series, styles)
     for name, rows in _series_groups(present, series):
-        style, i = styles[name], list(styles).index(name)
+        style, i = drawn[name], list(drawn).index(name)
         ax.plot(rows["confidence"], rows["accuracy"], color=style.color, marker=style.marker, linestyle=style.linestyle)
         _annotate_n(ax, list(rows["confidence"]), list(rows["accuracy"]), list(rows["n"]), style.color, i)
     ax.set_xlabel("confidence (exp mean token logprob)")
@@ -244,6 +251,6 @@ def reliability_diagram(bins: pd.DataFrame, series: Sequence[str]) -> Figure:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
-    _series_legend(figure, styles, "n: probe answers in the bin")
+    _series_legend(figure, drawn, "n: probe answers in the bin")
     figure.suptitle("Reliability diagram")
     return figure

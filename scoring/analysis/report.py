@@ -25,6 +25,7 @@ from scoring.analysis.comparisons import amplification, calibration, error_model
 from scoring.analysis.frames import Frames
 from scoring.analysis.metrics import DEFAULT_BY, decay, exclusions, face_saving, headline, survival, usable_turns
 from scoring.analysis.misclassification import corrected_rates
+from scoring.analysis.palette import series_styles
 from scoring.analysis.provenance import provenance
 from scoring.analysis.stats import MIN_N
 from scoring.judge_error import JudgeErrorRates
@@ -307,15 +308,18 @@ def build_report(
         )
     drawn: dict[str, tuple[str, bytes]] = {}
     if figures:
-        drawn["decay"] = ("Reliability decay", plots.png(plots.decay_curves(curves.curve, series, panel)))
+        styles = series_styles(plots.series_name(arm, series) for arm in arms) if arms else None
+        drawn["decay"] = ("Reliability decay", plots.png(plots.decay_curves(curves.curve, series, panel, styles)))
         if not kept.empty:
-            drawn["survival"] = ("Survival of corrections", plots.png(plots.survival_curves(kept, series, panel)))
+            kept_figure = plots.survival_curves(kept, series, panel, styles)
+            drawn["survival"] = ("Survival of corrections", plots.png(kept_figure))
         if not amp.empty:
-            drawn["amplification"] = ("Amplification", plots.png(plots.amplification_bars(amp, series)))
+            drawn["amplification"] = ("Amplification", plots.png(plots.amplification_bars(amp, series, styles)))
         if not counts.empty:
             drawn["labels"] = ("Labels by turn", plots.png(plots.label_distribution(counts, series)))
         if not calib.bins.empty:
-            drawn["calibration"] = ("Reliability diagram", plots.png(plots.reliability_diagram(calib.bins, series)))
+            diagram = plots.reliability_diagram(calib.bins, series, styles)
+            drawn["calibration"] = ("Reliability diagram", plots.png(diagram))
     return Report(by, series, frames.runs, tables, drawn, _notes(frames, arms, judge_error))
 
 
