@@ -229,6 +229,8 @@ def test_end_of_run_table_groups_by_target_and_condition(stub: StubServer, tmp_p
     progress = [line for line in result.stderr.splitlines() if "2/2" in line]
     assert any(line.lstrip().startswith("conversations") for line in progress)
     assert any(line.lstrip().startswith("knowledge checks") for line in progress)
+    again = convsim(*args)
+    assert again.returncode == 0 and "(2 of 2 conversations, 2 of 2 knowledge checks)" in again.stderr
 
 
 def test_end_of_run_cells_carry_a_wilson_interval() -> None:

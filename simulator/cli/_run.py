@@ -126,10 +126,9 @@ async def _go(run: PreparedRun) -> BatchSummary:
 
         def on_start(planned: Counter[str], done: Counter[str]) -> None:
             if done.total():
-                already = ", ".join(
-                    f"{done[k]} of {planned[k]} {name}" for k, name in PROGRESS_KINDS.items() if planned[k]
-                )
-                console.print(f"resuming: {already} already in {run.folder}")
+                counted = [f"{done[k]} of {planned[k]} {name}" for k, name in PROGRESS_KINDS.items() if planned[k]]
+                parts = ", ".join(counted)
+                console.print(f"resuming: {done.total()} of {planned.total()} already in {run.folder} ({parts})")
             for kind, task in tasks.items():
                 progress.update(task, total=planned[kind], completed=done[kind], visible=planned[kind] > 0)
 
