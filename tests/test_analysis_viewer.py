@@ -204,6 +204,6 @@ def test_viewer_and_report_fit_1280_pixels(browser: Any, tmp_path: Path) -> None
     )
     assert widest > 0  # some table is wider than the page: it scrolls inside its box
     assert page.locator("div.scroll").first.evaluate("n => getComputedStyle(n).overflowX") == "auto"
-    shot = page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    shot = page.screenshot(path=str(tmp_path / "report.png"))
     assert shot.startswith(b"\x89PNG") and errors == []
     page.close()
