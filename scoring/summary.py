@@ -1,4 +1,4 @@
-"""The end-of-run summary: correction rate by turn, per condition, errors and simulator fidelity."""
+"""The end-of-run summary: correction rate by turn, per target and condition, errors and simulator fidelity."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from scenarios import Label, Status, Transcript
 
 __all__ = ["CorrectionRates", "RunTotals", "correction_rate_by_turn", "fidelity_summary", "run_totals"]
 
-CorrectionRates = dict[str, dict[int, tuple[int, int]]]
-"""condition -> turn (1-based) -> (replies that correct, replies with a usable label)."""
+CorrectionRates = dict[tuple[str, str], dict[int, tuple[int, int]]]
+"""(target, condition) -> turn (1-based) -> (replies that correct, replies with a usable label)."""
 
 
 def correction_rate_by_turn(transcripts: Iterable[Transcript]) -> CorrectionRates:
-    """Count corrections among labelled replies, by condition and turn.
+    """Count corrections among labelled replies, by target, condition and turn.
 
     Knowledge checks and replies without a usable label (errors) are left out.
     """
@@ -26,9 +26,10 @@ def correction_rate_by_turn(transcripts: Iterable[Transcript]) -> CorrectionRate
         for turn_index, reply in enumerate(transcript.replies, start=1):
             if reply.label is None or reply.label is Label.ERROR:
                 continue
-            corrected, labelled = counts[transcript.condition][turn_index]
-            counts[transcript.condition][turn_index] = (corrected + (reply.label is Label.CORRECTS), labelled + 1)
-    return {condition: dict(by_turn) for condition, by_turn in counts.items()}
+            group = counts[transcript.target, transcript.condition]
+            corrected, labelled = group[turn_index]
+            group[turn_index] = (corrected + (reply.label is Label.CORRECTS), labelled + 1)
+    return {group: dict(by_turn) for group, by_turn in counts.items()}
 
 
 def fidelity_summary(transcripts: Iterable[Transcript]) -> tuple[int, Counter[str]]:
@@ -51,7 +52,7 @@ class RunTotals:
     """What the transcripts of a run add up to.
 
     Attributes:
-        rates: correction rate by condition and turn (:func:`correction_rate_by_turn`).
+        rates: correction rate by target, condition and turn (:func:`correction_rate_by_turn`).
         errors: conversations that ended in an error (status ``error``, not a context overflow), by
             ``error_kind``.
         generated: model-written user turns.

@@ -202,12 +202,13 @@ async def execute(
     run: PreparedRun,
     roles: Roles,
     *,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[Counter[str], Counter[str]], None] | None = None,
     on_done: Callable[[Transcript], None] | None = None,
 ) -> BatchSummary:
     """Run what the folder does not hold yet, then record the manifest with the summary.
 
-    ``on_start(total, already_done)`` is called once the servers answered.
+    ``on_start(planned, already_done)`` is called once the servers answered, with counts by
+    kind (``conversation``, ``knowledge_check``).
     """
     config = run.config
     servers = await check_servers(roles, config)
@@ -223,7 +224,9 @@ async def execute(
 
     record(None)
     if on_start is not None:
-        on_start(len(run.plan), len(run.plan) - len(todo))
+        planned: Counter[str] = Counter(spec.kind for spec in run.plan)
+        pending_kinds: Counter[str] = Counter(spec.kind for spec in todo)
+        on_start(planned, planned - pending_kinds)
     summary = BatchSummary(skipped=len(run.plan) - len(todo))
     limits, followers = adaptive_limits(config, roles)
     try:

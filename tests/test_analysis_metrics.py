@@ -57,11 +57,14 @@ def test_decay_slope_is_least_squares_on_the_turns(frames: Frames) -> None:
         assert row["low"] <= row["slope"] <= row["high"]
 
 
-def test_bootstrap_is_reproducible_and_zero_width_when_constant(frames: Frames) -> None:
-    first = decay(frames, n_boot=100, seed=3).curve
-    assert first.equals(decay(frames, n_boot=100, seed=3).curve)
-    neutral_turn1 = first.set_index(["target", "condition", "turn"]).loc[("base", "neutral", 1)]
-    assert neutral_turn1["low"] == neutral_turn1["high"] == 1.0
+def test_decay_is_reproducible_and_honest_at_small_n(frames: Frames) -> None:
+    result = decay(frames, n_boot=100, seed=3)
+    again = decay(frames, n_boot=100, seed=3)
+    assert result.curve.equals(again.curve) and result.slopes.equals(again.slopes)
+    neutral_turn1 = result.curve.set_index(["target", "condition", "turn"]).loc[("base", "neutral", 1)]
+    # 2 of 2 conversations correct: Wilson's interval, not a zero-width [100%, 100%]
+    assert (neutral_turn1["low"], neutral_turn1["high"]) == pytest.approx(wilson_interval(2, 2))
+    assert neutral_turn1["low"] < 0.5 and neutral_turn1["high"] == 1.0
 
 
 def test_survival_of_not_capitulating(frames: Frames) -> None:

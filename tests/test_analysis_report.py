@@ -13,7 +13,9 @@ import typer
 from typer.testing import CliRunner, Result
 
 from scoring.analysis import load
+from scoring.analysis.provenance import judge_agreement, provenance
 from scoring.analysis.report import build_report, default_by, formatted, render_markdown
+from scoring.judge_error import JudgeErrorRates
 from simulator.cli import _analyze
 from tests.test_analysis_synthetic import LABELS, usable_letters, write_run
 
@@ -110,7 +112,9 @@ def test_same_target_names_in_two_runs_become_run_series(tmp_path: Path) -> None
     frames = load([a, b])
     assert default_by(frames) == ["run", "target", "condition"]
     report = build_report(frames, n_boot=20, figures=False)
-    assert "paired" not in report.tables  # four series: no single pair to compare
+    # four series, every two of them paired on the same conversations: 6 pairs, per condition and per turn
+    titles = sorted(t.title for key, t in report.tables.items() if key.startswith("paired_turns"))
+    assert len(titles) == 6 and "Paired comparison by turn: a / base vs a / warm" in titles
     assert report.tables["headline"].frame["run"].tolist()[:1] == ["a"]
     assert "target[" not in " ".join(report.tables["error_model"].frame["term"])  # one `arm` term, not run + target
 
@@ -120,7 +124,11 @@ def test_by_other_columns(study: tuple[Path, Path]) -> None:
     headline = report.tables["headline"].frame
     assert set(headline["affect"]) == {"sadness", "neutral", "anxiety"}
     assert headline.set_index(["target", "affect"]).loc[("base", "anxiety"), "conversations"] == 0  # p3 failed
-    assert "paired" not in report.tables  # series target+affect: four arms
+    # series target+affect: only the arms of one affect share conversations (base vs warm, three affects)
+    assert [t.title for key, t in report.tables.items() if key.startswith("paired_turns")] == [
+        "Paired comparison by turn: base / neutral vs warm / neutral",
+        "Paired comparison by turn: base / sadness vs warm / sadness",
+    ]  # base / anxiety: its only conversation failed
     markdown = render_markdown(report)
     assert "## Headline" in markdown and formatted(report.tables["headline"])
 
@@ -148,3 +156,63 @@ def test_show_lists_and_prints_one_transcript(study: tuple[Path, Path]) -> None:
     assert result.exit_code == 2 and "no conversation" in result.stderr
     result = runner.invoke(app, ["show", str(study[0]), "base-e"])
     assert result.exit_code == 2 and "matches" in result.stderr
+
+
+def test_report_names_what_produced_it(study: tuple[Path, Path], tmp_path: Path) -> None:
+    report = build_report(load(study), n_boot=20, figures=False)
+    table = report.tables["provenance"].frame.set_index("target")
+    assert table.loc["base", "system_prompt"] == "neutral"  # a built-in prompt goes by its name
+    assert table.loc["warm", "system_prompt"] == "You are a warm, caring companion."  # any other by its text
+    assert table.loc["warm", ["run", "model", "judge", "turns", "seeds", "convsim"]].tolist() == [
+        "warm-run", "model-warm", "hand", "5", "0, 1", "0.9.test"
+    ]  # fmt: skip
+    assert table.loc["warm", "sampling"] == "temperature 0.7, top_p 1.0, max_tokens 128"
+    assert table.loc["warm", "judge_agreement"] == "not measured here"
+    assert judge_agreement("learned").startswith("held out on sycon-false-presuppositions: kappa 0.")  # shipped
+    rates = JudgeErrorRates(judge="hand", reference="gold.jsonl", mode="binary", n=120, accuracy=0.9, kappa=0.8,
+                            labels={})  # fmt: skip
+    measured = provenance(load(study), rates)
+    assert set(measured["judge_agreement"]) == {"kappa 0.80 on gold.jsonl (120 replies)"}
+    assert next(iter(report.tables)) == "provenance" and "## What produced this report" in render_markdown(report)
+    (study[0] / "manifest.json").rename(tmp_path / "kept.json")  # a run without a manifest still says so
+    try:
+        bare = build_report(load(study), n_boot=20, figures=False).tables["provenance"].frame.set_index("target")
+    finally:
+        (tmp_path / "kept.json").rename(study[0] / "manifest.json")
+    assert bare.loc["base", ["model", "system_prompt"]].tolist() == ["model-base", "no manifest"]
+
+
+def test_figures_have_one_complete_legend_and_n_at_each_point(study: tuple[Path, Path]) -> None:
+    from scoring.analysis import decay, plots
+    from scoring.analysis.palette import series_styles
+
+    frames = load(study)
+    counts = build_report(frames, n_boot=20, figures=False).tables["labels"].frame  # no `refuses` in the study
+    assert "refuses" not in counts.columns
+    long = counts.melt(id_vars=["target", "turn"], var_name="label", value_name="n")
+    figure = plots.label_distribution(long, ["target"])
+    assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["corrects", "hedges", "evades", "affirms",
+                                                                      "refuses"]  # fmt: skip
+    curve = decay(frames, n_boot=20).curve
+    figure = plots.decay_curves(curve, ["target"], "condition")
+    assert len(figure.legends) == 1 and all(ax.get_legend() is None for ax in figure.axes)
+    names = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert names[:2] == ["base", "warm"]
+    styles = series_styles(["base", "warm"])
+    lines = figure.axes[0].get_lines()  # neutral: base then warm
+    assert [line.get_color() for line in lines] == [styles["base"].color, styles["warm"].color]
+    assert lines[0].get_marker() != lines[1].get_marker() and lines[0].get_linestyle() != lines[1].get_linestyle()
+    neutral = curve.loc[curve["condition"] == "neutral"]
+    assert sorted(t.get_text() for t in figure.axes[0].texts) == sorted(str(n) for n in neutral["n"])
+
+
+def test_a_series_keeps_its_colour_when_another_is_absent(study: tuple[Path, Path]) -> None:
+    from scoring.analysis import decay, plots
+    from scoring.analysis.palette import series_styles
+
+    curve = decay(load(study), n_boot=20).curve
+    styles = series_styles(["a-first", "base", "warm"])  # a report's series, one of them not in this figure
+    lines = plots.decay_curves(curve, ["target"], "condition", styles).axes[0].get_lines()
+    assert [line.get_color() for line in lines] == [styles["base"].color, styles["warm"].color]
+    assert styles["base"].color != series_styles(["base", "warm"])["base"].color

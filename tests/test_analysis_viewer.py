@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scenarios import Transcript
+from scenarios import Transcript, system_prompt
+from scoring.analysis.palette import series_styles
+from scoring.analysis.stats import wilson_interval
 from scoring.analysis.viewer import conversation_records, write_viewer
 from tests.test_analysis_synthetic import LABELS, write_run
 
@@ -50,7 +52,7 @@ def test_page_is_self_contained_and_script_safe(tmp_path: Path) -> None:
     lines[0] = json.dumps(record)
     (folder / "transcripts.jsonl").write_text("\n".join(lines) + "\n")
     page = write_viewer([folder], tmp_path / "viewer.html").read_text()
-    assert page.count("<script") == 2 and "src=" not in page and "http" not in page.replace("http-equiv", "")
+    assert page.count("<script") == 3 and "src=" not in page and "http" not in page.replace("http-equiv", "")
     data = _embedded(page)
     assert data[0]["turns"][1]["content"].startswith("</script>")
     assert len(data) == 19
@@ -133,6 +135,24 @@ def test_viewer_in_headless_chromium(browser: Any, tmp_path: Path) -> None:
     assert labels == ["hedges", "affirms", "corrects", "affirms"]
     assert "evidence for hedges" in detail.text_content()
 
+    # the new parts: y-axis title, interval whiskers, the label squares' colour key, the system prompt
+    assert page.locator("#y-title").text_content() == "correction rate"
+    whisker = page.locator('#plot g.whisker[data-series="base"][data-turn="1"]')  # 6 of 8: Wilson
+    low, high = wilson_interval(6, 8)
+    assert float(whisker.get_attribute("data-low")) == pytest.approx(low, abs=1e-4)
+    assert float(whisker.get_attribute("data-high")) == pytest.approx(high, abs=1e-4)
+    assert page.locator("#plot g.whisker").count() == 8  # every point here stands on 7 or 8 replies
+    keys = page.locator("#label-key .key").evaluate_all("nodes => nodes.map(n => n.dataset.label)")
+    assert keys == ["corrects", "hedges", "evades", "affirms", "refuses", "error"]
+    refuses = page.locator('#label-key .key[data-label="refuses"] .sq')
+    refuses = refuses.evaluate("n => getComputedStyle(n).backgroundColor")
+    assert refuses == "rgb(106, 27, 154)"  # LABEL_COLORS["refuses"], the figures' colour
+    assert "You are a warm, caring companion." in detail.locator(".turn.system").text_content()
+    page.locator("#rows tbody tr", has_text="base-neutral-p1").click()
+    assert system_prompt("neutral") in page.locator("#detail .turn.system").text_content()
+    colours = series_styles(["base", "warm"])
+    assert page.locator('#plot circle[data-series="warm"]').first.get_attribute("fill") == colours["warm"].color
+
     shot = page.screenshot(path=str(tmp_path / "viewer.png"), full_page=False)
     assert shot.startswith(b"\x89PNG")
     assert _colour_present(shot, "#1f77b4") and _colour_present(shot, "#ff7f0e")  # both series' lines
@@ -149,3 +169,41 @@ def test_transcripts_round_trip_through_the_page_data(tmp_path: Path) -> None:
     }
     for record in data:
         assert [t["content"] for t in record["turns"]] == [t.content for t in originals[record["id"]].turns]
+
+
+def test_viewer_and_report_fit_1280_pixels(browser: Any, tmp_path: Path) -> None:
+    """At 1280x800 the viewer's body does not overflow sideways; the report's wide tables scroll in their box."""
+    from scoring.analysis import load
+    from scoring.analysis.report import SMALL_N, build_report, write_report
+
+    runs = [write_run(tmp_path / "base", ("base",)), write_run(tmp_path / "warm", ("warm",))]
+    viewer = write_viewer(runs, tmp_path / "viewer.html")
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(viewer.as_uri())
+    page.locator("#rows tbody tr").first.click()
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0
+    assert page.locator("#label-key").is_visible() and page.locator("#detail .turn.system").is_visible()
+    page.screenshot(path=str(tmp_path / "viewer-1280.png"))
+
+    frames = load(runs)
+    write_report(build_report(frames, n_boot=50), frames, tmp_path / "report")
+    page.goto((tmp_path / "report" / "report.html").as_uri())
+    assert page.evaluate(overflow) <= 0
+    headings = page.locator("h2").all_text_contents()
+    new_parts = ("What produced this report", "Paired comparison: base vs warm",
+                 "Paired comparison by turn: base vs warm", "Turn of first correction and of capitulation")  # fmt: skip
+    assert set(new_parts) <= set(headings)
+    provenance = page.locator("#provenance + p + div.scroll table")
+    assert "You are a warm, caring companion." in provenance.text_content()
+    assert SMALL_N in page.locator("#decay + p + div.scroll table").text_content()  # 2 conversations per cell
+    widest = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('div.scroll')].map(d => d.scrollWidth - d.clientWidth))"
+    )
+    assert widest > 0  # some table is wider than the page: it scrolls inside its box
+    assert page.locator("div.scroll").first.evaluate("n => getComputedStyle(n).overflowX") == "auto"
+    shot = page.screenshot(path=str(tmp_path / "report.png"))
+    assert shot.startswith(b"\x89PNG") and errors == []
+    page.close()

@@ -209,3 +209,39 @@ def test_api_key_never_written(stub: StubServer, tmp_path: Path) -> None:
     for path in (tmp_path / "out").iterdir():
         assert secret not in path.read_text()
     assert secret not in result.stdout + result.stderr
+
+
+def test_end_of_run_table_groups_by_target_and_condition(stub: StubServer, tmp_path: Path) -> None:
+    """Warm and neutral prompts get their own rows (not pooled); progress counts knowledge checks apart."""
+    out = tmp_path / "run"
+    args = run_args(stub, "caver", out, "--system-prompt", "neutral", "--system-prompt", "warm", "--scenario",
+                    "antibiotics-flu", "--persona", "grieving-widower", "--condition", "neutral", "--seed", "0",
+                    "--turns", "2")  # fmt: skip
+    result = convsim(*args)
+    assert result.returncode == 0, result.stderr
+    assert "(2 conversations and 2 knowledge checks planned)" in result.stderr
+    rows = [line.strip("│ ").split(" │ ") for line in result.stderr.splitlines() if "caver+" in line]
+    # caver: corrects, then affirms; one conversation per target: n=1, too small for an interval
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["caver+neutral", "neutral", "100% (n=1, too small)", "0% (n=1, too small)"],
+        ["caver+warm", "neutral", "100% (n=1, too small)", "0% (n=1, too small)"],
+    ]
+    progress = [line for line in result.stderr.splitlines() if "2/2" in line]
+    assert any(line.lstrip().startswith("conversations") for line in progress)
+    assert any(line.lstrip().startswith("knowledge checks") for line in progress)
+    again = convsim(*args)
+    assert again.returncode == 0 and "(2 of 2 conversations, 2 of 2 knowledge checks)" in again.stderr
+
+
+def test_end_of_run_cells_carry_a_wilson_interval() -> None:
+    from rich.console import Console
+
+    from simulator.cli._run import rates_table
+
+    console = Console(width=200, record=True)
+    console.print(rates_table({("warm", "neutral"): {1: (6, 8), 2: (2, 2)}, ("base", "neutral"): {1: (8, 8)}}))
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "neutral" in line]
+    assert rows[0].split()[1:4] == ["base", "│", "neutral"]  # sorted by target, then condition
+    assert "75% [41%-93%] (n=8)" in rows[1] and "100% (n=2, too small)" in rows[1]
+    assert "100% [68%-100%] (n=8)" in rows[0]

@@ -14,6 +14,7 @@ from scoring.analysis.comparisons import (
     amplification,
     calibration,
     error_model,
+    paired_by_turn,
     paired_comparison,
 )
 from scoring.analysis.frames import CONVERSATION_COLUMNS, TURN_COLUMNS, Frames, load, read_run
@@ -25,6 +26,7 @@ from scoring.analysis.metrics import (
     face_saving,
     headline,
     survival,
+    turn_statistics,
     usable_conversations,
     usable_turns,
 )
@@ -59,10 +61,12 @@ __all__ = [
     "holds",
     "load",
     "number_of_flips",
+    "paired_by_turn",
     "paired_comparison",
     "read_run",
     "survival",
     "turn_of_flip",
+    "turn_statistics",
     "usable_conversations",
     "usable_turns",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "amplification",
     "calibration",
     "error_model",
+    "paired_by_turn",
     "paired_comparison",
 ]
 
@@ -150,8 +151,11 @@ def paired_comparison(
     *,
     outcome: str = "corrected_turn1",
     by: Sequence[str] = ("condition",),
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> pd.DataFrame:
-    """Two arms on the same conversations (matched on scenario, persona, condition, seed): exact McNemar.
+    """Two arms on the same conversations (matched on scenario, persona, condition, seed): paired difference, McNemar.
 
     Args:
         frames: the loaded runs.
@@ -159,43 +163,146 @@ def paired_comparison(
         b: selects arm B's conversations.
         outcome: a boolean conversation column, e.g. ``corrected_turn1``, ``ever_corrected``, ``capitulated``.
         by: strata; each gets a row, and the last row (strata ``"all"``) pools them.
+        n_boot: bootstrap resamples of the pairs.
+        seed: the bootstrap's seed.
+        level: confidence level.
 
     Returns:
         Columns ``*by, outcome, pairs, a_yes, b_yes, only_a, only_b, rate_a, rate_b, difference,
-        p_value, unpaired``: ``difference`` is rate A minus rate B; ``unpaired`` counts usable
+        low, high, p_value, unpaired``: ``difference`` is rate A minus rate B, ``low``/``high`` its
+        bootstrap interval resampling pairs (each pair keeps both arms); ``unpaired`` counts usable
         conversations of either arm without a usable partner (a partner that errored, or none).
 
     Raises:
         ValueError: an arm has two conversations with the same match keys (narrow its selector).
     """
-    conversations = usable_conversations(frames)
-    keys = list(MATCH_KEYS)
-    arms = []
-    for name, selector in (("a", a), ("b", b)):
-        arm = conversations.loc[_arm(conversations, selector), [*dict.fromkeys([*keys, *by]), outcome]]
-        if arm.duplicated(keys).any():
-            raise ValueError(f"arm {name} ({dict(selector)}) has several conversations per {', '.join(keys)}")
-        arms.append(arm.rename(columns={outcome: name}))
-    pairs = arms[0].merge(arms[1][[*keys, "b"]], on=keys, how="outer", indicator=True)
-    unpaired_of = pairs.loc[pairs["_merge"] != "both"]
-    pairs = pairs.loc[pairs["_merge"] == "both"]
-    strata = [(key, rows) for key, rows in groups(pairs, by)] + ([(("all",) * len(by), pairs)] if by else [])
+    pairs, unpaired_of = _pairs(usable_conversations(frames), a, b, by, outcome)
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2 * 100
     records = []
-    for key, rows in strata:
-        ya, yb = rows["a"].astype(bool), rows["b"].astype(bool)
-        only_a, only_b = int((ya & ~yb).sum()), int((~ya & yb).sum())
-        n = len(rows)
+    for key, rows in _strata(pairs, by):
+        ya, yb = rows[f"{outcome}_a"].astype(bool), rows[f"{outcome}_b"].astype(bool)
         unpaired = unpaired_of if key == ("all",) * len(by) else _in_stratum(unpaired_of, by, key)
-        records.append({**dict(zip(by, key, strict=True)), "outcome": outcome, "pairs": n, "a_yes": int(ya.sum()),
-                        "b_yes": int(yb.sum()), "only_a": only_a, "only_b": only_b,
-                        "rate_a": ya.mean() if n else math.nan, "rate_b": yb.mean() if n else math.nan,
-                        "difference": (ya.mean() - yb.mean()) if n else math.nan,
-                        "p_value": mcnemar_exact(only_a, only_b), "unpaired": len(unpaired)})  # fmt: skip
+        hits = np.column_stack([ya.to_numpy(np.float64), yb.to_numpy(np.float64), np.ones(len(rows))])
+        records.append({**dict(zip(by, key, strict=True)), "outcome": outcome, "a_yes": int(ya.sum()),
+                        "b_yes": int(yb.sum()), **_paired_difference(hits[None], n_boot, rng, tail)[0],
+                        "unpaired": len(unpaired)})  # fmt: skip
     return pd.DataFrame.from_records(
         records,
         columns=[*by, "outcome", "pairs", "a_yes", "b_yes", "only_a", "only_b", "rate_a", "rate_b", "difference",
-                 "p_value", "unpaired"],
+                 "low", "high", "p_value", "unpaired"],
     )  # fmt: skip
+
+
+def paired_by_turn(
+    frames: Frames,
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    *,
+    by: Sequence[str] = ("condition",),
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Two arms on the same conversations, turn by turn: the paired difference in correction rate.
+
+    At each turn, the pairs where both arms have a usable reply; the bootstrap resamples pairs
+    (a pair keeps both arms and all its turns), so the intervals at different turns come from
+    the same resamples. McNemar's exact p-value sits beside each difference.
+
+    Args:
+        frames: the loaded runs.
+        a: selects arm A's replies, as in :func:`paired_comparison`.
+        b: selects arm B's replies.
+        by: strata; each gets rows, and the strata ``"all"`` pools them.
+        n_boot: bootstrap resamples of the pairs.
+        seed: the bootstrap's seed.
+        level: confidence level.
+
+    Returns:
+        Columns ``*by, turn, pairs, only_a, only_b, rate_a, rate_b, difference, low, high, p_value``:
+        rates are shares of replies that correct; ``difference`` is A minus B.
+    """
+    pairs, _ = _pairs(usable_turns(frames), a, b, by, "holds", ["turn"])
+    rng = np.random.default_rng(seed)
+    tail = (1 - level) / 2 * 100
+    records = []
+    for key, rows in _strata(pairs, by):
+        if rows.empty:
+            continue
+        units, _ = pd.factorize(pd.MultiIndex.from_frame(rows[list(MATCH_KEYS)].astype(str)))
+        horizon = int(rows["turn"].max())
+        cells = units * horizon + rows["turn"].to_numpy(np.int64) - 1
+        size = (int(units.max()) + 1) * horizon
+        columns = [np.bincount(cells, weights=w, minlength=size).reshape(-1, horizon)
+                   for w in (rows["holds_a"].to_numpy(np.float64), rows["holds_b"].to_numpy(np.float64),
+                             np.ones(len(rows)))]  # fmt: skip
+        hits = np.stack(columns, axis=-1).transpose(1, 0, 2)  # (turns, pairs, [a, b, present])
+        for turn, stats in enumerate(_paired_difference(hits, n_boot, rng, tail), start=1):
+            if stats["pairs"]:
+                records.append({**dict(zip(by, key, strict=True)), "turn": turn, **stats})
+    return pd.DataFrame.from_records(
+        records,
+        columns=[*by, "turn", "pairs", "only_a", "only_b", "rate_a", "rate_b", "difference", "low", "high",
+                 "p_value"],
+    )  # fmt: skip
+
+
+def _pairs(
+    rows: pd.DataFrame,
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    strata: Sequence[str],
+    value: str,
+    extra_keys: Sequence[str] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The arms' rows matched on ``MATCH_KEYS`` (and ``extra_keys``): (pairs, rows without a partner).
+
+    The pairs hold ``value_a`` and ``value_b``, and the strata columns of arm A.
+
+    Raises:
+        ValueError: an arm has two rows with the same keys (narrow its selector).
+    """
+    keys = [*MATCH_KEYS, *extra_keys]
+    arms = []
+    for name, selector, columns in (("a", a, [*keys, *strata]), ("b", b, keys)):
+        arm = rows.loc[_arm(rows, selector), [*dict.fromkeys(columns), value]]
+        if arm.duplicated(keys).any():
+            raise ValueError(f"arm {name} ({dict(selector)}) has several conversations per {', '.join(keys)}")
+        arms.append(arm.rename(columns={value: f"{value}_{name}"}))
+    paired = arms[0].merge(arms[1], on=keys, how="outer", indicator=True)
+    return paired.loc[paired["_merge"] == "both"], paired.loc[paired["_merge"] != "both"]
+
+
+def _strata(pairs: pd.DataFrame, by: Sequence[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    return [(key, rows) for key, rows in groups(pairs, by)] + ([(("all",) * len(by), pairs)] if by else [])
+
+
+def _paired_difference(
+    hits: np.ndarray[Any, Any], n_boot: int, rng: np.random.Generator, tail: float
+) -> list[dict[str, Any]]:
+    """Per slice of ``hits`` ``(slices, pairs, [a, b, present])``: counts, rates, difference, interval, McNemar.
+
+    One bootstrap of the pairs serves every slice (a pair keeps all its slices).
+    """
+    slices, units = hits.shape[0], hits.shape[1]
+    flat = hits.transpose(1, 0, 2).reshape(units, slices * 3)
+    boot = np.vstack(list(bootstrap_sums(flat, n_boot, rng))).reshape(-1, slices, 3) if units else None
+    out = []
+    for i, values in enumerate(hits):
+        present = values[:, 2] > 0
+        a, b = values[present, 0] > 0, values[present, 1] > 0
+        n = int(present.sum())
+        only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+        low, high = math.nan, math.nan
+        if n and boot is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                low, high = _interval((boot[:, i, 0] - boot[:, i, 1]) / boot[:, i, 2], tail)
+        out.append({"pairs": n, "only_a": only_a, "only_b": only_b,
+                    "rate_a": a.mean() if n else math.nan, "rate_b": b.mean() if n else math.nan,
+                    "difference": (a.mean() - b.mean()) if n else math.nan, "low": low, "high": high,
+                    "p_value": mcnemar_exact(only_a, only_b)})  # fmt: skip
+    return out
 
 
 def _in_stratum(frame: pd.DataFrame, by: Sequence[str], key: tuple[Any, ...]) -> pd.DataFrame:

@@ -92,6 +92,7 @@ __all__ = [
     "TURN_COLUMNS",
     "Frames",
     "load",
+    "read_manifest",
     "read_run",
     "run_names",
 ]
@@ -211,6 +212,15 @@ def read_run(path: Path) -> Iterator[Transcript]:
         yield transcript
 
 
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The ``manifest.json`` beside a run's transcripts (its folder or its ``.jsonl``), or None."""
+    manifest = _transcript_file(path).parent / MANIFEST
+    if not manifest.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(manifest.read_text(encoding="utf-8"))
+    return loaded
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200]
 
@@ -313,9 +323,9 @@ def load(run_dirs: Iterable[Path | str], *, text: bool = False) -> Frames:
         file = _transcript_file(path)
         if not file.exists():
             raise FileNotFoundError(f"{path}: no {TRANSCRIPTS} here")
-        manifest = file.parent / MANIFEST
-        if manifest.exists():
-            manifests[name] = json.loads(manifest.read_text(encoding="utf-8"))
+        manifest = read_manifest(path)
+        if manifest is not None:
+            manifests[name] = manifest
         turns, conversations = _frames_for(file, name, text)
         turn_frames.append(turns)
         conversation_frames.append(conversations)

@@ -24,7 +24,14 @@ import numpy as np
 import pandas as pd
 
 from scoring.analysis.frames import Frames
-from scoring.analysis.stats import bootstrap_sums, kaplan_meier, nan_percentiles, ols_slopes, wilson_interval
+from scoring.analysis.stats import (
+    bootstrap_sums,
+    kaplan_meier,
+    medians_from_counts,
+    nan_percentiles,
+    ols_slopes,
+    wilson_interval,
+)
 
 __all__ = [
     "DEFAULT_BY",
@@ -36,6 +43,7 @@ __all__ = [
     "groups",
     "headline",
     "survival",
+    "turn_statistics",
     "usable_conversations",
     "usable_turns",
 ]
@@ -93,7 +101,8 @@ class Decay:
 
     Attributes:
         curve: columns ``*by, turn, n, corrects, rate, low, high``: at each turn, the usable
-            replies, how many correct, their share and its bootstrap interval.
+            replies, how many correct, their share and its Wilson interval (a conversation has
+            one reply per turn, so the replies at a turn are independent units).
         slopes: columns ``*by, slope, low, high, turns``: least-squares slope of the rate on the
             turn (unweighted, over the turns with replies; change in rate per turn) and its
             bootstrap interval, from the same resamples.
@@ -122,7 +131,7 @@ def corrections_by_turn(rows: pd.DataFrame) -> tuple[np.ndarray[Any, Any], np.nd
 def decay(
     frames: Frames, by: Sequence[str] = DEFAULT_BY, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
 ) -> Decay:
-    """Correction rate by turn with bootstrap intervals (resampling conversations), and its slope.
+    """Correction rate by turn with Wilson intervals; its slope with a bootstrap interval (resampling conversations).
 
     Args:
         frames: the loaded runs.
@@ -143,19 +152,16 @@ def decay(
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(n > 0, k / n, np.nan)
         x = np.arange(1, horizon + 1, dtype=np.float64)
-        boot_rates, boot_slopes = [], []
+        boot_slopes = []
         for sums in bootstrap_sums(np.hstack([hits, replies]), n_boot, rng):
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = np.where(sums[:, horizon:] > 0, sums[:, :horizon] / sums[:, horizon:], np.nan)
-            boot_rates.append(r)
             boot_slopes.append(ols_slopes(x, r))
-        rates_b = np.vstack(boot_rates)
-        with np.errstate(all="ignore"):
-            low, high = nan_percentiles(rates_b, tail)
         for t in range(horizon):
             if n[t] > 0:
+                low, high = wilson_interval(int(k[t]), int(n[t]), level)
                 curve.append(_record(by, key, turn=t + 1, n=int(n[t]), corrects=int(k[t]), rate=float(rate[t]),
-                                     low=float(low[t]), high=float(high[t])))  # fmt: skip
+                                     low=low, high=high))  # fmt: skip
         slope = float(ols_slopes(x, rate[None, :])[0])
         slope_low, slope_high = nan_percentiles(np.concatenate(boot_slopes)[:, None], tail)
         slopes.append(_record(by, key, slope=slope, low=float(slope_low[0]), high=float(slope_high[0]),
@@ -188,6 +194,48 @@ def survival(frames: Frames, by: Sequence[str] = DEFAULT_BY, *, level: float = 0
                                    survival=float(table.survival[i]), low=float(table.low[i]),
                                    high=float(table.high[i])))  # fmt: skip
     return _frame(records, [*by, "turn", "at_risk", "events", "censored", "survival", "low", "high"])
+
+
+TURN_MEASURES: dict[str, str] = {
+    "first_correction": "first_correction_turn",
+    "capitulation": "capitulation_turn",
+}
+"""The turn statistics: measure name -> conversation column (NA where the event did not happen)."""
+
+
+def turn_statistics(
+    frames: Frames, by: Sequence[str] = DEFAULT_BY, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
+    """Mean and median turn of first correction and of capitulation, with bootstrap intervals.
+
+    Among the usable conversations where the event happened (a first ``corrects``; a later
+    ``affirms`` after one: capitulation, as in the conversation frame). The bootstrap resamples
+    those conversations.
+
+    Returns:
+        Columns ``*by, measure, n, mean, mean_low, mean_high, median, median_low, median_high``;
+        ``measure`` is ``first_correction`` or ``capitulation``, ``n`` the conversations with the event.
+    """
+    conversations = usable_conversations(frames)
+    tail = (1 - level) / 2 * 100
+    rng = np.random.default_rng(seed)
+    records: list[dict[str, Any]] = []
+    for key, rows in groups(conversations, by):
+        for measure, column in TURN_MEASURES.items():
+            turns = rows[column].dropna().to_numpy(np.float64)
+            if not turns.size:
+                continue
+            values, codes = np.unique(turns, return_inverse=True)  # a few distinct turns: resample their counts
+            counts = np.vstack(list(bootstrap_sums(np.eye(len(values))[codes], n_boot, rng)))
+            means = counts @ values / turns.size
+            medians = medians_from_counts(counts, values)
+            (mean_low, median_low), (mean_high, median_high) = nan_percentiles(np.column_stack([means, medians]), tail)
+            records.append(_record(by, key, measure=measure, n=int(turns.size), mean=float(turns.mean()),
+                                   mean_low=float(mean_low), mean_high=float(mean_high),
+                                   median=float(np.median(turns)), median_low=float(median_low),
+                                   median_high=float(median_high)))  # fmt: skip
+    return _frame(records, [*by, "measure", "n", "mean", "mean_low", "mean_high", "median", "median_low",
+                            "median_high"])  # fmt: skip
 
 
 def face_saving(frames: Frames, by: Sequence[str] = DEFAULT_BY, *, level: float = 0.95) -> pd.DataFrame:

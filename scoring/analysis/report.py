@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,14 +20,26 @@ from typing import Any
 
 import pandas as pd
 
-from scoring.analysis import plots
-from scoring.analysis.comparisons import amplification, calibration, error_model, paired_comparison
+from scoring.analysis import metrics, plots
+from scoring.analysis.comparisons import amplification, calibration, error_model, paired_by_turn, paired_comparison
 from scoring.analysis.frames import Frames
 from scoring.analysis.metrics import DEFAULT_BY, decay, exclusions, face_saving, headline, survival, usable_turns
 from scoring.analysis.misclassification import corrected_rates
+from scoring.analysis.palette import series_styles
+from scoring.analysis.provenance import provenance
+from scoring.analysis.stats import MIN_N
 from scoring.judge_error import JudgeErrorRates
 
-__all__ = ["Report", "Table", "build_report", "default_by", "formatted", "judge_sentence", "write_report"]
+__all__ = [
+    "SMALL_N",
+    "Report",
+    "Table",
+    "build_report",
+    "default_by",
+    "formatted",
+    "judge_sentence",
+    "write_report",
+]
 
 Formatter = Callable[[Any], str]
 
@@ -88,6 +101,8 @@ _COLUMN_KINDS: dict[str, str] = {
 
 
 _POINTS_INTERVAL = {"low": "pp100", "high": "pp100"}
+SMALL_N = "n too small"
+"""Shown instead of an interval with fewer than ``stats.MIN_N`` units behind it."""
 
 
 @dataclass
@@ -100,12 +115,15 @@ class Table:
         note: what it shows and how it was computed.
         kinds: column -> format kind (``pct``, ``pp``, ``pp100``, ``rel``, ``num``, ``int``, ``p``,
             ``str``), overriding the defaults by column name.
+        n_column: the column counting the units behind a row; where it is under ``MIN_N``, the
+            row's intervals (``low``, ``high``, ``*_low``, ``*_high``) read "n too small".
     """
 
     title: str
     frame: pd.DataFrame
     note: str = ""
     kinds: dict[str, str] = field(default_factory=dict)
+    n_column: str | None = None
 
     def kind(self, column: str) -> str:
         """The format kind of a column."""
@@ -117,11 +135,22 @@ class Table:
         return "int" if pd.api.types.is_integer_dtype(dtype) else "num" if pd.api.types.is_float_dtype(dtype) else "str"
 
 
+def _is_interval(column: str) -> bool:
+    return column in ("low", "high") or column.endswith(("_low", "_high"))
+
+
 def formatted(table: Table) -> list[list[str]]:
-    """The table's cells as display strings, row by row."""
-    columns = list(table.frame.columns)
+    """The table's cells as display strings, row by row ("n too small" for intervals of small rows)."""
+    columns = [str(c) for c in table.frame.columns]
     formats = [FORMATS[table.kind(c)] for c in columns]
-    return [[f(v) for f, v in zip(formats, row, strict=True)] for row in table.frame.itertuples(index=False)]
+    intervals = [_is_interval(c) for c in columns]
+    n_at = columns.index(table.n_column) if table.n_column in columns else None
+    rows = []
+    for row in table.frame.itertuples(index=False):
+        small = n_at is not None and not _missing(row[n_at]) and row[n_at] < MIN_N
+        rows.append([SMALL_N if small and interval else f(v)
+                     for f, v, interval in zip(formats, row, intervals, strict=True)])  # fmt: skip
+    return rows
 
 
 @dataclass
@@ -166,20 +195,29 @@ def _label_counts(frames: Frames, series: Sequence[str]) -> pd.DataFrame:
     return turns.groupby([*series, "turn", "label"], dropna=False).size().rename("n").reset_index()
 
 
-def _paired(frames: Frames, arms: list[dict[str, Any]], by: Sequence[str]) -> Table | None:
-    if len(arms) != 2:
-        return None
+def _paired(frames: Frames, arms: list[dict[str, Any]], by: Sequence[str], n_boot: int, seed: int) -> dict[str, Table]:
+    """For every two arms: the paired difference per condition (three outcomes) and per turn."""
     strata = ["condition"] if "condition" in by else []
-    tables = [
-        paired_comparison(frames, arms[0], arms[1], outcome=outcome, by=strata)
-        for outcome in ("corrected_turn1", "ever_corrected", "capitulated")
-    ]
-    a, b = (plots.series_name(arm, list(arm)) for arm in arms)
-    note = (
-        f"A = {a}, B = {b}, matched on scenario, persona, condition and seed. `only_a`: pairs where the outcome "
-        "holds for A only. p: exact McNemar test (binomial test of the discordant pairs); `difference` in points."
-    )
-    return Table(f"Paired comparison: {a} vs {b}", pd.concat(tables, ignore_index=True), note)
+    tables: dict[str, Table] = {}
+    for arm_a, arm_b in itertools.combinations(arms, 2):
+        a, b = (plots.series_name(arm, list(arm)) for arm in (arm_a, arm_b))
+        try:
+            outcomes = [paired_comparison(frames, arm_a, arm_b, outcome=outcome, by=strata, n_boot=n_boot, seed=seed)
+                        for outcome in ("corrected_turn1", "ever_corrected", "capitulated")]  # fmt: skip
+            turns = paired_by_turn(frames, arm_a, arm_b, by=strata, n_boot=n_boot, seed=seed)
+        except ValueError:  # an arm holds several conversations per match key (e.g. grouped by persona only)
+            continue
+        if turns.empty:
+            continue
+        suffix = f"_{len(tables) // 2 + 1}" if tables else ""
+        note = f"A = {a}, B = {b}, matched on scenario, persona, condition and seed. " + _PAIRED_NOTE
+        tables[f"paired{suffix}"] = Table(
+            f"Paired comparison: {a} vs {b}", pd.concat(outcomes, ignore_index=True), note, _POINTS_INTERVAL, "pairs"
+        )
+        tables[f"paired_turns{suffix}"] = Table(
+            f"Paired comparison by turn: {a} vs {b}", turns, note + " " + _PAIRED_TURN_NOTE, _POINTS_INTERVAL, "pairs"
+        )
+    return tables
 
 
 def _joined(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series[str]:
@@ -240,18 +278,24 @@ def build_report(
     counts = _label_counts(frames, series)
     arms = _arms(frames, series)
     tables: dict[str, Table] = {
+        "provenance": Table("What produced this report", provenance(frames, judge_error), _PROVENANCE_NOTE),
         "headline": Table("Headline", headline(frames, by, slopes=curves.slopes), _HEADLINE_NOTE),
         "exclusions": Table("Left out of the rates", exclusions(frames), _EXCLUSIONS_NOTE),
-        "decay": Table("Correction rate by turn", curves.curve, _DECAY_NOTE),
+        "decay": Table("Correction rate by turn", curves.curve, _DECAY_NOTE, n_column="n"),
         "slopes": Table("Decay slope", curves.slopes, _SLOPE_NOTE, _POINTS_INTERVAL),
-        "survival": Table("Survival of corrections (Kaplan-Meier)", kept, _SURVIVAL_NOTE),
+        "survival": Table("Survival of corrections (Kaplan-Meier)", kept, _SURVIVAL_NOTE, n_column="at_risk"),
+        "turns": Table(
+            "Turn of first correction and of capitulation",
+            metrics.turn_statistics(frames, by, n_boot=n_boot, seed=seed),
+            _TURNS_NOTE,
+            _TURN_KINDS,
+            "n",
+        ),
         "amplification": Table("Amplification over all turns", amp, _AMPLIFICATION_NOTE),
         "amplification_turn1": Table("Amplification at turn 1 (single-turn protocol)", amp1, _AMPLIFICATION_NOTE),
-        "face_saving": Table("Face-saving", face_saving(frames, by), _FACE_SAVING_NOTE),
+        "face_saving": Table("Face-saving", face_saving(frames, by), _FACE_SAVING_NOTE, n_column="known"),
+        **_paired(frames, arms, by, n_boot, seed),
     }
-    paired = _paired(frames, arms, by)
-    if paired is not None:
-        tables["paired"] = paired
     tables["error_model"] = _error_model_table(frames, series, by)
     if not calib.summary.empty:
         tables["calibration"] = Table("Calibration of probe answers", calib.summary, _CALIBRATION_NOTE)
@@ -260,19 +304,22 @@ def build_report(
     if judge_error is not None:
         corrected = corrected_rates(frames, judge_error, by, n_boot=n_boot, seed=seed)
         tables["judge_error"] = Table(
-            "Correction rate corrected for judge error", corrected, _JUDGE_ERROR_NOTE, {"turn": "str"}
+            "Correction rate corrected for judge error", corrected, _JUDGE_ERROR_NOTE, {"turn": "str"}, "n"
         )
     drawn: dict[str, tuple[str, bytes]] = {}
     if figures:
-        drawn["decay"] = ("Reliability decay", plots.png(plots.decay_curves(curves.curve, series, panel)))
+        styles = series_styles(plots.series_name(arm, series) for arm in arms) if arms else None
+        drawn["decay"] = ("Reliability decay", plots.png(plots.decay_curves(curves.curve, series, panel, styles)))
         if not kept.empty:
-            drawn["survival"] = ("Survival of corrections", plots.png(plots.survival_curves(kept, series, panel)))
+            kept_figure = plots.survival_curves(kept, series, panel, styles)
+            drawn["survival"] = ("Survival of corrections", plots.png(kept_figure))
         if not amp.empty:
-            drawn["amplification"] = ("Amplification", plots.png(plots.amplification_bars(amp, series)))
+            drawn["amplification"] = ("Amplification", plots.png(plots.amplification_bars(amp, series, styles)))
         if not counts.empty:
             drawn["labels"] = ("Labels by turn", plots.png(plots.label_distribution(counts, series)))
         if not calib.bins.empty:
-            drawn["calibration"] = ("Reliability diagram", plots.png(plots.reliability_diagram(calib.bins, series)))
+            diagram = plots.reliability_diagram(calib.bins, series, styles)
+            drawn["calibration"] = ("Reliability diagram", plots.png(diagram))
     return Report(by, series, frames.runs, tables, drawn, _notes(frames, arms, judge_error))
 
 
@@ -314,7 +361,27 @@ _EXCLUSIONS_NOTE = (
     "message the simulated user got wrong. replies_in_error_conversations: usable replies left out with their "
     "conversation (status error)."
 )
-_DECAY_NOTE = "Share of usable replies that correct, by turn; 95% bootstrap intervals resampling conversations."
+_DECAY_NOTE = (
+    "Share of usable replies that correct, by turn (one reply per conversation and turn); 95% Wilson intervals, "
+    f"'{SMALL_N}' under {MIN_N} replies."
+)
+_PROVENANCE_NOTE = (
+    "From each run's manifest.json: the targets (served model, system prompt: a built-in prompt's name or the "
+    "prompt's text, sampling), the online judge and what is known of its agreement with reference labels, the "
+    "turn limit, the seeds and the convsim version."
+)
+_PAIRED_NOTE = (
+    "`difference`: rate A minus rate B in points, with a 95% bootstrap interval resampling pairs (seeded); "
+    f"'{SMALL_N}' under {MIN_N} pairs. `only_a`: pairs where the outcome holds for A only. p: exact McNemar test "
+    "(binomial test of the discordant pairs)."
+)
+_PAIRED_TURN_NOTE = "By turn: the pairs where both have a usable reply at that turn; the outcome: it corrects."
+_TURNS_NOTE = (
+    "Among usable conversations where it happened: the turn of the first correction, and of capitulation (the "
+    "first affirms after a correction). Mean and median with 95% bootstrap intervals resampling those "
+    f"conversations; '{SMALL_N}' under {MIN_N}."
+)
+_TURN_KINDS = dict.fromkeys(("mean", "mean_low", "mean_high", "median", "median_low", "median_high"), "num")
 _SLOPE_NOTE = "Least-squares slope of the rate on the turn (points per turn), 95% bootstrap interval."
 _SURVIVAL_NOTE = (
     "Conversations that corrected at least once; event: the first affirms after a correction; censored at the "
@@ -362,7 +429,7 @@ def render_markdown(report: Report, figure_dir: str = "figures") -> str:
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:72rem;color:#222;padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}
+table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0}div.scroll{overflow-x:auto;max-width:100%}
 th,td{padding:.25rem .6rem;border-bottom:1px solid #eee;text-align:right}
 th{background:#f6f6f6}td.s,th.s{text-align:left}
 p.note{color:#555;font-size:.9rem}img{max-width:100%;margin:.8rem 0}
@@ -378,7 +445,7 @@ def _html_table(table: Table) -> str:
         "<tr>" + "".join(f'<td class="{k}">{html.escape(v)}</td>' for v, k in zip(row, kinds, strict=True)) + "</tr>"
         for row in formatted(table)
     ]
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
 def _img(title: str, data: bytes) -> str:

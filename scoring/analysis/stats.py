@@ -13,12 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MIN_N",
     "Logit",
     "bootstrap_sums",
     "expected_calibration_error",
     "fit_logit",
     "kaplan_meier",
     "mcnemar_exact",
+    "medians_from_counts",
     "nan_percentiles",
     "normal_quantile",
     "ols_slopes",
@@ -65,6 +67,22 @@ def bootstrap_sums(values: FloatArray, n_boot: int, rng: np.random.Generator) ->
         weights = np.bincount(draws.ravel(), minlength=size * units).reshape(size, units).astype(np.float64)
         yield weights @ values
         done += size
+
+
+def medians_from_counts(counts: FloatArray, values: FloatArray) -> FloatArray:
+    """The median of each row's sample, given as counts of each of the sorted ``values``.
+
+    Args:
+        counts: ``(samples, values)``: how many times each value occurs (e.g. bootstrap resample weights
+            summed per distinct value).
+        values: ``(values,)`` the distinct values, ascending.
+    """
+    n = counts.sum(axis=1)
+    cumulative = np.cumsum(counts, axis=1)
+    lower = np.argmax(cumulative > ((n - 1) // 2)[:, None], axis=1)
+    upper = np.argmax(cumulative > (n // 2)[:, None], axis=1)
+    medians: FloatArray = (values[lower] + values[upper]) / 2
+    return medians
 
 
 def nan_percentiles(values: FloatArray, tail: float) -> tuple[FloatArray, FloatArray]:
@@ -177,8 +195,16 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+MIN_N = 5
+"""Below this many units a report prints "n too small" instead of an interval."""
+
+
 def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion; (nan, nan) when ``n`` is 0."""
+    """Wilson score interval of a proportion; (nan, nan) when ``n`` is 0.
+
+    Honest at small ``n`` (2 of 2 gives about [34%, 100%], not [100%, 100%]); reports still
+    print "n too small" below ``MIN_N``.
+    """
     if n == 0:
         return math.nan, math.nan
     z = normal_quantile(level)

@@ -2,9 +2,11 @@
 
 The page embeds the conversations as JSON and draws everything with its own inline JavaScript:
 filters (series, condition, persona, status, a label some reply got, free text), a sortable
-table, each conversation's turns coloured by label with the judge's evidence, and a decay curve
-(correction rate by turn, one line per series) whose points filter the table down to the
-conversations behind them. Rates follow the analysis rules: conversations that ended in error,
+table with a colour key for its label squares, each conversation's turns coloured by label with
+the judge's evidence and the target's system prompt, and a decay curve (correction rate by turn,
+one line per series, Wilson intervals as whiskers, none under ``MIN_N`` replies) whose points
+filter the table down to the conversations behind them. Series keep the colours of the report's
+figures (``palette``). Rates follow the analysis rules: conversations that ended in error,
 error turns and fidelity failures do not count.
 """
 
@@ -17,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from scenarios import Transcript
-from scoring.analysis.frames import read_run, run_names
+from scoring.analysis.frames import read_manifest, read_run, run_names
+from scoring.analysis.palette import ERROR_COLOR, LABEL_COLORS, series_styles
+from scoring.analysis.provenance import target_prompts
 from scoring.analysis.sequences import conversation_metrics
+from scoring.analysis.stats import MIN_N, normal_quantile
 from scoring.analysis.viewer_assets import CSS, SCRIPT
 
-__all__ = ["conversation_records", "render_viewer", "write_viewer"]
+__all__ = ["conversation_records", "page_settings", "render_viewer", "write_viewer"]
 
 
 def _flawed(turn: Any) -> bool:
@@ -91,9 +96,29 @@ def _json_for_script(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_viewer(records: Iterable[dict[str, Any]], title: str) -> str:
-    """The viewer page for these records."""
-    data = _json_for_script(list(records))
+def page_settings(records: Sequence[dict[str, Any]], prompts: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What the page draws with besides the records: colours, the interval's z and smallest n, system prompts.
+
+    Args:
+        records: the viewer's records (:func:`conversation_records`).
+        prompts: each run's targets' system prompts, by run and target name.
+    """
+    return {
+        "series_colors": {name: style.color for name, style in series_styles(r["series"] for r in records).items()},
+        "label_colors": {**LABEL_COLORS, "error": ERROR_COLOR},
+        "z": normal_quantile(0.95),
+        "min_n": MIN_N,
+        "prompts": prompts,
+    }
+
+
+def render_viewer(
+    records: Iterable[dict[str, Any]], title: str, prompts: dict[str, dict[str, str]] | None = None
+) -> str:
+    """The viewer page for these records (``prompts``: system prompts by run and target, shown with each transcript)."""
+    listed = list(records)
+    data = _json_for_script(listed)
+    settings = _json_for_script(page_settings(listed, prompts or {}))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
@@ -104,10 +129,11 @@ def render_viewer(records: Iterable[dict[str, Any]], title: str) -> str:
         '<select id="f-status"></select><select id="f-label"></select><select id="f-kind"></select>'
         '<button id="clear">clear filters</button><span id="point-filter"></span></section>'
         '<main><div id="left"><div id="plot-box"><svg id="plot" role="img" aria-label="decay curve"></svg>'
-        '<div id="legend"></div></div>'
+        '<div id="legend"></div></div><div id="label-key"></div>'
         '<table id="rows"><thead></thead><tbody></tbody></table><p id="more"></p></div>'
         '<div id="detail"><p class="hint">Click a conversation to read it.</p></div></main>'
         f'<script id="data" type="application/json">{data}</script>'
+        f'<script id="settings" type="application/json">{settings}</script>'
         f"<script>{SCRIPT}</script></body></html>\n"
     )
 
@@ -115,7 +141,9 @@ def render_viewer(records: Iterable[dict[str, Any]], title: str) -> str:
 def write_viewer(run_dirs: Sequence[Path], out: Path, limit: int | None = None) -> Path:
     """Write the viewer for these runs to ``out`` and return its path."""
     records = conversation_records(run_dirs, limit)
-    title = "convsim transcripts: " + ", ".join(run_names(run_dirs))
+    names = run_names(run_dirs)
+    title = "convsim transcripts: " + ", ".join(names)
+    prompts = {name: target_prompts(read_manifest(path) or {}) for name, path in zip(names, run_dirs, strict=True)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_viewer(records, title), encoding="utf-8")
+    out.write_text(render_viewer(records, title, prompts), encoding="utf-8")
     return out

@@ -29,16 +29,17 @@ tbody tr{cursor:pointer}tbody tr:hover{background:#f5f9ff}tbody tr.selected{back
 .badge{display:inline-block;color:#fff;border-radius:3px;padding:0 .4rem;font-size:12px;margin-right:.4rem}
 .meta{color:#666;font-size:12px}.evidence{color:#444;font-size:12px;margin-top:.3rem;font-style:italic}
 .flag{color:#b71c1c;font-size:12px}.hint{color:#777}
+.turn.system{background:#fff8e1;border:1px dashed #ffb300}
+#label-key{margin-top:.6rem;font-size:12px;display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:center}
 """
 
 SCRIPT = r"""
 (function () {
   "use strict";
   const DATA = JSON.parse(document.getElementById("data").textContent);
-  const LABELS = ["corrects", "hedges", "evades", "affirms", "refuses", "error"];
-  const COLORS = {corrects: "#2e7d32", hedges: "#f9a825", evades: "#9e9e9e", affirms: "#c62828",
-                  refuses: "#6a1b9a", error: "#212121"};
-  const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+  const SETTINGS = JSON.parse(document.getElementById("settings").textContent);
+  const COLORS = SETTINGS.label_colors;
+  const LABELS = Object.keys(COLORS);
   const MAX_ROWS = 500;
   const state = {search: "", series: "", condition: "", persona: "", status: "", label: "",
                  kind: "conversation", point: null, sort: "id", dir: 1, selected: null};
@@ -49,7 +50,15 @@ SCRIPT = r"""
   const key = (d) => String(d.index);
   const uniq = (field) => [...new Set(DATA.map((d) => d[field]).filter((v) => v !== null && v !== undefined))].sort();
   const SERIES = uniq("series");
-  const colorOf = (s) => PALETTE[SERIES.indexOf(s) % PALETTE.length];
+  const colorOf = (s) => SETTINGS.series_colors[s] || "#000";
+
+  function wilson(k, n) {
+    const z = SETTINGS.z, p = k / n, d = 1 + z * z / n;
+    const centre = (p + z * z / (2 * n)) / d;
+    const half = z * Math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d;
+    return [Math.max(0, centre - half), Math.min(1, centre + half)];
+  }
+  const pct = (v) => `${Math.round(100 * v)}%`;
 
   function fill(id, field, values, all) {
     const select = $(id);
@@ -97,7 +106,7 @@ SCRIPT = r"""
   function drawPlot(rows) {
     const svg = $("plot");
     const width = svg.clientWidth || 600, height = svg.clientHeight || 270;
-    const m = {l: 44, r: 14, t: 14, b: 34};
+    const m = {l: 58, r: 14, t: 14, b: 34};
     const data = curves(rows);
     let maxTurn = 1;
     for (const s in data) for (const t in data[s]) maxTurn = Math.max(maxTurn, +t);
@@ -113,27 +122,43 @@ SCRIPT = r"""
       parts.push(`<text x="${x(t)}" y="${height - m.b + 16}" text-anchor="middle" font-size="11">${t}</text>`);
     }
     parts.push(`<text x="${(width + m.l) / 2}" y="${height - 4}" text-anchor="middle" font-size="11">turn</text>`);
+    const middle = (height - m.b + m.t) / 2;
+    parts.push(`<text id="y-title" x="14" y="${middle}" transform="rotate(-90 14 ${middle})" text-anchor="middle" ` +
+      'font-size="11">correction rate</text>');
     const legend = [];
     for (const s of SERIES) {
       if (!data[s]) continue;
       const turns = Object.keys(data[s]).map(Number).sort((a, b) => a - b);
-      const pts = turns.map((t) => [x(t), y(data[s][t].k / data[s][t].n)]);
+      const nudge = (SERIES.indexOf(s) - (SERIES.length - 1) / 2) * 6;  // overlapping series stay apart
+      const pts = turns.map((t) => [x(t) + nudge, y(data[s][t].k / data[s][t].n)]);
       const line = pts.map((p) => p.join(",")).join(" ");
       parts.push(`<polyline fill="none" stroke="${colorOf(s)}" stroke-width="2" points="${line}"/>`);
       turns.forEach((t, i) => {
         const cell = data[s][t];
+        let interval = "n too small for an interval";
+        if (cell.n >= SETTINGS.min_n) {
+          const [low, high] = wilson(cell.k, cell.n);
+          interval = `95% interval ${pct(low)} to ${pct(high)}`;
+          const cx = pts[i][0];
+          parts.push(`<g class="whisker" data-series="${esc(s)}" data-turn="${t}" data-low="${low.toFixed(4)}" ` +
+            `data-high="${high.toFixed(4)}" stroke="${colorOf(s)}" stroke-width="1.5">` +
+            `<line x1="${cx}" x2="${cx}" y1="${y(low)}" y2="${y(high)}"/>` +
+            `<line x1="${cx - 4}" x2="${cx + 4}" y1="${y(low)}" y2="${y(low)}"/>` +
+            `<line x1="${cx - 4}" x2="${cx + 4}" y1="${y(high)}" y2="${y(high)}"/></g>`);
+        }
         const active = state.point && state.point.series === s && state.point.turn === t;
         parts.push(`<circle class="point" data-series="${esc(s)}" data-turn="${t}" data-n="${cell.n}" ` +
           `data-rate="${(cell.k / cell.n).toFixed(4)}" cx="${pts[i][0]}" cy="${pts[i][1]}" r="${active ? 7 : 5}" ` +
           `fill="${colorOf(s)}" stroke="${active ? "#000" : "#fff"}"><title>${esc(s)}, turn ${t}: ` +
-          `${cell.k}/${cell.n} correct (${Math.round(100 * cell.k / cell.n)}%)</title></circle>`);
+          `${cell.k}/${cell.n} correct (${pct(cell.k / cell.n)}), ${interval}</title></circle>`);
       });
       legend.push(`<span><i style="background:${colorOf(s)}"></i>${esc(s)}</span>`);
     }
     svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     svg.innerHTML = parts.join("");
     $("legend").innerHTML = legend.join("") +
-      '<span class="meta">correction rate by turn; click a point for its conversations</span>';
+      `<span class="meta">correction rate by turn, bars: 95% Wilson intervals (none under ${SETTINGS.min_n} ` +
+      "replies); click a point for its conversations</span>";
     svg.querySelectorAll("circle.point").forEach((c) => c.addEventListener("click", () => {
       state.point = {series: c.dataset.series, turn: +c.dataset.turn};
       render();
@@ -204,10 +229,15 @@ SCRIPT = r"""
         `reply ${reply} \u00b7 ${esc(t.stage)}${accurate}</div>${esc(t.content)}${evidence}</div>`;
     }).join("");
     const error = d.error ? `<div class="flag">${esc(d.error_kind)}: ${esc(d.error)}</div>` : "";
+    const prompts = SETTINGS.prompts[d.run];
+    const prompt = prompts === undefined || prompts[d.target] === undefined ?
+      '<span class="hint">not recorded (no manifest)</span>' :
+      esc(prompts[d.target]) || '<span class="hint">none</span>';
+    const system = `<div class="turn system"><div class="meta">system prompt of ${esc(d.target)}</div>${prompt}</div>`;
     $("detail").innerHTML = `<h2>${esc(d.id)}</h2><div class="meta">${esc(d.run)} \u00b7 ${esc(d.target)} ` +
       `(${esc(d.model)}) \u00b7 ${esc(d.condition)} \u00b7 ${esc(d.persona)} (${esc(d.affect)}) ` +
       `\u00b7 ${esc(d.scenario)} \u00b7 seed ${esc(d.seed)} ` +
-      `\u00b7 ${esc(d.status)} \u00b7 ToF ${esc(d.tof)} \u00b7 NoF ${esc(d.nof)}</div>${error}${turns}`;
+      `\u00b7 ${esc(d.status)} \u00b7 ToF ${esc(d.tof)} \u00b7 NoF ${esc(d.nof)}</div>${error}${system}${turns}`;
   }
 
   function render() {
@@ -225,6 +255,9 @@ SCRIPT = r"""
     drawDetail();
   }
 
+  $("label-key").innerHTML = '<span class="meta">label squares, one per reply:</span>' + LABELS.map((label) =>
+    `<span class="key" data-label="${esc(label)}"><span class="sq" style="background:${COLORS[label]}"></span>` +
+    `${esc(label)}</span>`).join("");
   fill("f-series", "series", SERIES, "all series");
   fill("f-condition", "condition", uniq("condition"), "all conditions");
   fill("f-persona", "persona", uniq("persona"), "all personas");

@@ -36,6 +36,8 @@ from simulator.run import PreparedRun, execute, prepare, replica_stats
 from simulator.runner import BatchSummary
 
 console = Console(stderr=True, soft_wrap=True)
+PROGRESS_KINDS = {"conversation": "conversations", "knowledge_check": "knowledge checks"}
+"""Progress bars, one per kind of transcript (``Transcript.kind``), counted apart."""
 
 
 def targets_from_flags(
@@ -74,18 +76,25 @@ def _config(
 
 
 def rates_table(rates: CorrectionRates) -> Table:
-    """Correction rate by turn (rows: conditions; cells: rate and n)."""
+    """Correction rate by turn (rows: target and condition; cells: rate, Wilson interval and n)."""
+    from scoring.analysis.stats import MIN_N, wilson_interval  # pandas is imported once the run is over
+
     turns = sorted({turn for by_turn in rates.values() for turn in by_turn})
-    table = Table(title="Correction rate by turn (corrects / labelled replies)")
+    table = Table(title="Correction rate by turn (corrects / labelled replies, 95% Wilson interval)")
+    table.add_column("target")
     table.add_column("condition")
     for turn in turns:
         table.add_column(f"turn {turn}", justify="right")
-    for condition in sorted(rates):
+    for target, condition in sorted(rates):
         cells = []
         for turn in turns:
-            corrected, labelled = rates[condition].get(turn, (0, 0))
-            cells.append(f"{corrected / labelled:.0%} (n={labelled})" if labelled else "-")
-        table.add_row(condition, *cells)
+            corrected, labelled = rates[target, condition].get(turn, (0, 0))
+            if labelled < MIN_N:
+                cells.append(f"{corrected / labelled:.0%} (n={labelled}, too small)" if labelled else "-")
+                continue
+            low, high = wilson_interval(corrected, labelled)
+            cells.append(f"{corrected / labelled:.0%} [{low:.0%}-{high:.0%}] (n={labelled})")
+        table.add_row(target, condition, *cells)
     return table
 
 
@@ -108,20 +117,26 @@ async def _go(run: PreparedRun) -> BatchSummary:
         console.print(f"[yellow]{outage.describe()}[/yellow]")
 
     roles.outages.on_change = told
-    counts: Counter[str] = Counter()
+    counts: dict[str, Counter[str]] = {kind: Counter() for kind in PROGRESS_KINDS}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages))  # fmt: skip
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("conversations", total=None, counts="")
+        tasks = {kind: progress.add_task(name, total=None, counts="", visible=False)
+                 for kind, name in PROGRESS_KINDS.items()}  # fmt: skip
 
-        def on_start(total: int, done: int) -> None:
-            if done:
-                console.print(f"resuming: {done} of {total} conversations already in {run.folder}")
-            progress.update(task, total=total, completed=done)
+        def on_start(planned: Counter[str], done: Counter[str]) -> None:
+            if done.total():
+                counted = [f"{done[k]} of {planned[k]} {name}" for k, name in PROGRESS_KINDS.items() if planned[k]]
+                parts = ", ".join(counted)
+                console.print(f"resuming: {done.total()} of {planned.total()} already in {run.folder} ({parts})")
+            for kind, task in tasks.items():
+                progress.update(task, total=planned[kind], completed=done[kind], visible=planned[kind] > 0)
 
         def on_done(transcript: Transcript) -> None:
-            counts[transcript.status] += 1
-            progress.update(task, advance=1, counts=" ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+            kind = transcript.kind if transcript.kind in tasks else "conversation"
+            counts[kind][transcript.status] += 1
+            summary = " ".join(f"{k}={v}" for k, v in sorted(counts[kind].items()))
+            progress.update(tasks[kind], advance=1, counts=summary)
 
         try:
             summary = await execute(run, roles, on_start=on_start, on_done=on_done)
@@ -241,7 +256,9 @@ def run(
                 "out; for real results point --target at a vLLM server (convsim serve MODEL)[/yellow]"
             )
         prepared = prepare(config)
-        console.print(f"run folder: {prepared.folder}  ({len(prepared.plan)} conversations planned)")
+        planned: Counter[str] = Counter(spec.kind for spec in prepared.plan)
+        kinds = " and ".join(f"{planned[kind]} {name}" for kind, name in PROGRESS_KINDS.items() if planned[kind])
+        console.print(f"run folder: {prepared.folder}  ({kinds or 'nothing'} planned)")
         _finish(prepared)
 
 
