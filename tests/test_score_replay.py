@@ -65,6 +65,16 @@ def test_replay_sends_identical_user_turns_to_each_target(stored: Path, stub: St
     assert "resuming" in again.stderr
 
 
+def test_replays_with_other_system_prompts_keep_apart(stored: Path, stub: StubServer) -> None:
+    for prompt in ("warm", "neutral"):
+        replay = ["replay", stored, "--target", stub.base_url, "--model", "corrector", "--system-prompt", prompt]
+        result = convsim(*replay, "--judge", "rules")
+        assert result.returncode == 0, result.stderr
+        assert "resuming" not in result.stderr  # a new folder, not the other prompt's
+        replayed = list(read_transcripts(stored / "replays" / f"corrector+{prompt}"))
+        assert replayed and {t.target for t in replayed} == {f"corrector+{prompt}"}
+
+
 def test_judge_eval_on_a_plain_jsonl(tmp_path: Path) -> None:
     data = tmp_path / "labelled.jsonl"
     rows = [
