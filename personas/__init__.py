@@ -3,7 +3,18 @@
 The bottom room: imports nothing else of convsim's.
 """
 
-from personas.files import FileError, FileErrors, Located, load_all, load_model, parse_yaml, read_text, validate_data
+from personas.files import (
+    FileError,
+    FileErrors,
+    Located,
+    id_errors,
+    load_all,
+    load_model,
+    parse_yaml,
+    read_text,
+    validate_data,
+    yaml_files,
+)
 from personas.library import (
     LoadedPersona,
     builtin_personas,
@@ -29,6 +40,7 @@ __all__ = [
     "Tactic",
     "TacticPhrases",
     "builtin_personas",
+    "id_errors",
     "load_all",
     "load_model",
     "load_persona",
@@ -39,4 +51,5 @@ __all__ = [
     "tactic_phrases",
     "template_fields",
     "validate_data",
+    "yaml_files",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated
@@ -12,8 +11,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas
+from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas, yaml_files
 from simulator.cli._errors import fail, reported
+from simulator.cli._schema import print_schema
 
 app = typer.Typer(help="Simulated users' personas: list, show, check and write them.", no_args_is_help=True)
 console = Console()
@@ -71,11 +71,11 @@ def show(persona: Annotated[str, typer.Argument(help="A built-in id or a file.")
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files; none checks the library.")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; none checks the library.")] = None,
 ) -> None:
-    """Check persona files; print every problem as file:line:column and exit 2 if any."""
+    """Check persona files (every .yaml file of a folder); print every problem as file:line:column, exit 2 if any."""
     with reported():
-        count = len(load_all(load_persona, paths)) if paths else len(builtin_personas())
+        count = len(load_all(load_persona, yaml_files(paths))) if paths else len(builtin_personas())
         console.print(f"{count} persona(s) valid")
 
 
@@ -99,4 +99,4 @@ def new(
 @app.command()
 def schema() -> None:
     """Print the persona JSON Schema (for editors' YAML validation)."""
-    print(json.dumps(Persona.model_json_schema(), indent=2))
+    print_schema(Persona)
