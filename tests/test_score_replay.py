@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from scoring import RuleJudge
 from simulator import read_transcripts
+from simulator.rescore import rescore
 from tests.openai_stub import StubServer
 from tests.test_run_cli import convsim, run_args
 
@@ -39,6 +41,12 @@ def test_score_writes_labels_beside_the_transcripts_and_reports_agreement(stored
     assert convsim("score", stored, "--judge", "llm", "--judge-model", "gullible-judge",
                    "--judge-target", stub.base_url).returncode == 0  # fmt: skip
     assert len(stub.requests) == requests  # cached: re-scoring asks the judge nothing
+
+
+async def test_rescore_reports_its_progress_reply_by_reply(stored: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    result = await rescore(stored, RuleJudge(), "rules", concurrency=2, on_progress=lambda *done: seen.append(done))
+    assert seen == [(done, result.replies) for done in range(result.replies + 1)]
 
 
 def test_score_refuses_a_run_whose_scenario_changed(stored: Path, tmp_path: Path) -> None:

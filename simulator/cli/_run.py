@@ -12,16 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import ProgressColumn, Task, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +21,7 @@ from scoring import CorrectionRates
 from simulator.backends.base import redact
 from simulator.backends.outage import Outage, Outages
 from simulator.cli._errors import INTERRUPTED, SOME_FAILED, reported
+from simulator.cli._progress import progress_bar
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
@@ -120,9 +112,7 @@ async def _go(run: PreparedRun) -> BatchSummary:
 
     roles.outages.on_change = told
     counts: Counter[str] = Counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages))  # fmt: skip
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar(console, TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages)) as progress:
         task = progress.add_task("conversations", total=None, counts="")
 
         def on_start(total: int, done: int) -> None:
