@@ -1,7 +1,7 @@
 """`convsim serve` in the background stops on SIGTERM (`kill %1`), with every process it started.
 
-vLLM itself is replaced by a stand-in module that answers `/health` and starts a child process,
-so that this runs in a second; tests/integration/test_serve_cli.py starts the real server.
+vLLM itself is replaced by a stand-in that answers `/health` and starts a worker process, so that
+this runs in seconds; tests/integration/test_serve_cli.py starts the real server.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,38 +17,20 @@ from pathlib import Path
 import pytest
 
 from simulator.vllm_server import process_group_members
+from tests.integration.test_vllm_server import FAKE_SERVER, fake_python
 from tests.test_run_cli import CONVSIM
 
-STAND_IN = """\
-import http.server, subprocess, sys
-
-port = int(sys.argv[sys.argv.index("--port") + 1])
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])  # a worker, as vLLM starts
-
-
-class Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
-"""
+POLITE_SERVER = FAKE_SERVER.replace("[s.signal(n, s.SIG_IGN) for n in (s.SIGINT, s.SIGTERM)]; ", "").replace(
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n", ""
+)
+"""The stand-in vLLM server with its worker, both stopping on SIGINT, as vLLM's processes do."""
 
 
 @pytest.fixture
 def stand_in(tmp_path: Path) -> dict[str, str]:
-    """An environment in which `vllm.entrypoints.openai.api_server` is the stand-in."""
-    module = tmp_path / "fake" / "vllm" / "entrypoints" / "openai"
-    module.mkdir(parents=True)
-    for folder in (module, module.parent, module.parent.parent):
-        (folder / "__init__.py").write_text("")
-    (module / "api_server.py").write_text(STAND_IN)
-    path = os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")])
-    return {**os.environ, "CONVSIM_VLLM_PYTHON": sys.executable, "PYTHONPATH": path}
+    """An environment in which the python that runs vLLM runs the stand-in."""
+    assert "SIG_IGN" not in POLITE_SERVER
+    return {**os.environ, "CONVSIM_VLLM_PYTHON": str(fake_python(tmp_path, POLITE_SERVER))}
 
 
 def test_sigterm_stops_serve_and_every_process_it_started(stand_in: dict[str, str], tmp_path: Path) -> None:
