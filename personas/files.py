@@ -255,7 +255,7 @@ def validate_data(
     try:
         return model.model_validate(located.data, context=context)
     except ValidationError as exc:
-        found = exc.errors()
+        found = _without_union_tags(located.data, exc.errors())
         meant = _misspellings(found, model)
         typos = {missing for _, missing in meant.values() if missing is not None}
         errors = []
@@ -270,6 +270,30 @@ def validate_data(
                 message = f"unknown field {'.'.join(map(str, loc))!r}: did you mean {meant[loc][0]!r}?"
             errors.append(located.error(loc, message, key=error["type"] == "extra_forbidden"))
         raise FileErrors(errors) from None
+
+
+def _without_union_tags(data: Any, errors: list[Any]) -> list[Any]:
+    """The errors with the union members pydantic tried taken out of their locations.
+
+    ``flow: str | Flow`` given a mapping fails as ``flow.constrained-str`` (not a string) and
+    ``flow.Flow.stages...``; the file has no such keys. A wrong type under a member is dropped when
+    another member of the same union has errors of its own, which are the ones to fix.
+    """
+    cleaned = []
+    for error in errors:
+        node, union = data, None
+        loc: list[str | int] = []
+        for i, part in enumerate(error["loc"]):
+            listed = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if listed or (isinstance(node, dict) and part in node):
+                node = node[part]
+            elif not (error["type"] == "missing" and i == len(error["loc"]) - 1):
+                union = len(loc) if union is None else union  # a union member's name: not in the file
+                continue
+            loc.append(part)
+        cleaned.append({**error, "loc": tuple(loc), "union": None if union is None else tuple(loc[:union])})
+    fixable = {e["union"] for e in cleaned if e["union"] is not None and not e["type"].endswith("_type")}
+    return [e for e in cleaned if not (e["type"].endswith("_type") and e["union"] in fixable)]
 
 
 def _misspellings(errors: list[Any], model: type[BaseModel]) -> dict[Key, tuple[str, Key | None]]:
@@ -304,9 +328,7 @@ def _fields_at(model: type[BaseModel], path: Key) -> list[str]:
         following: list[Any] = []
         for kind in _unwrap(kinds):
             if isinstance(kind, type) and issubclass(kind, BaseModel):
-                if part == kind.__name__:  # the member of a union that pydantic tried
-                    following.append(kind)
-                elif part in kind.model_fields:
+                if part in kind.model_fields:
                     following.append(kind.model_fields[str(part)].annotation)
             elif get_origin(kind) in (list, tuple, set, frozenset) and isinstance(part, int):
                 following += [arg for arg in get_args(kind) if arg is not Ellipsis]

@@ -255,6 +255,13 @@ def test_every_mistake_of_a_file_comes_at_once(tmp_path: Path) -> None:
     assert any("unknown stage 'nowhere'" in e.message for e in errors)
 
 
+def test_a_mistake_inside_a_written_out_flow_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    text = with_user('"Really?"').replace("      kind: say", "      kindd: say")
+    (error,) = errors_of(write(tmp_path, text))  # not also "flow: Input should be a valid string"
+    assert str(error).endswith(":7: unknown field 'flow.stages.ask.kindd': did you mean 'kind'?")
+    assert error.line == line_of(text, "kindd")
+
+
 def test_an_unknown_field_names_the_scenario_schema_command(tmp_path: Path) -> None:
     (error,) = errors_of(write(tmp_path, with_user('"Really?"', "colour: red\n")))
     assert error.message == "unknown field 'colour' (check the spelling; `convsim scenarios schema` lists the fields)"
