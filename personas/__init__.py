@@ -3,7 +3,18 @@
 The bottom room: imports nothing else of convsim's.
 """
 
-from personas.files import FileError, FileErrors, Located, load_all, load_model, parse_yaml, read_text, validate_data
+from personas.files import (
+    FileError,
+    FileErrors,
+    Located,
+    id_errors,
+    load_all,
+    load_model,
+    parse_yaml,
+    read_text,
+    validate_data,
+    yaml_files,
+)
 from personas.library import (
     LoadedPersona,
     builtin_personas,
@@ -32,6 +43,7 @@ __all__ = [
     "Voices",
     "builtin_personas",
     "builtin_voices",
+    "id_errors",
     "load_all",
     "load_model",
     "load_persona",
@@ -42,4 +54,5 @@ __all__ = [
     "template_fields",
     "validate_data",
     "voice_of",
+    "yaml_files",
 ]

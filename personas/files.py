@@ -12,12 +12,24 @@ import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["FileError", "FileErrors", "Located", "load_all", "load_model", "parse_yaml", "read_text", "validate_data"]
+__all__ = [
+    "FileError",
+    "FileErrors",
+    "Located",
+    "id_errors",
+    "load_all",
+    "load_model",
+    "parse_yaml",
+    "read_text",
+    "validate_data",
+    "yaml_files",
+]
 
 Key = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -139,6 +151,43 @@ class _Builder:
             raise FileErrors([FileError(self.path, line, column, message)]) from None
 
 
+# (words in the parser's context or problem, where the mistake is, what it is in plain words)
+_SYNTAX = (
+    ("'\\t'", "problem", "a tab character: YAML indents with spaces only"),
+    ("tab character", "problem", "a tab character: YAML indents with spaces only"),
+    ("quoted scalar", "context", "unclosed quote: the value's closing quote is missing"),
+    ("flow sequence", "context", "unclosed '[': the list is not closed with ']' (or a value in it needs quotes)"),
+    ("flow mapping", "context", "unclosed '{': the mapping is not closed with '}' (or a value in it needs quotes)"),
+    ("found '-'", "problem", "bad indentation: a list item where a key was expected"),
+    ("<block sequence start>", "problem", "bad indentation: a list item where a key was expected"),
+    ("<block mapping start>", "problem", "bad indentation: this line is indented differently from the keys above it"),
+    ("<scalar>", "problem", "text after a value: quote the whole value"),
+    ("expected <block end>", "problem", "bad indentation"),
+    ("did not find expected key", "problem", "bad indentation: this line is indented differently from the keys above"),
+    ("expected '-' indicator", "problem", "bad indentation in a list"),
+    ("mapping values are not allowed", "problem",
+     "a ': ' where no key can start: bad indentation, or a value holding ': ' that needs quotes"),
+    ("simple key", "context", "a line that is neither `key: value` nor `- item` (a missing ':'?)"),
+    ("undefined alias", "problem", "an alias (*name) with no anchor (&name) before it"),
+    ("cannot start any token", "problem", "a value cannot start with this character: quote the value"),
+    ("expected the node content", "problem", "a value is missing"),
+)  # fmt: skip
+
+
+def _syntax_error(path: str, exc: yaml.MarkedYAMLError) -> FileError:
+    """A YAML syntax error in plain words, at the place to fix, with the parser's own message after."""
+    parser = "; ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
+    plain, mark = "invalid YAML", exc.problem_mark or exc.context_mark
+    for words, where, meaning in _SYNTAX:
+        if words in (getattr(exc, where) or ""):
+            plain = meaning
+            if where == "context":  # where an unclosed quote or bracket opened, or the line lacking ':'
+                mark = exc.context_mark or mark
+            break
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return FileError(path, line, column, f"{plain} (YAML parser: {parser})")
+
+
 def parse_yaml(text: str, path: str) -> Located:
     """Parse YAML text safely; no tags that build Python objects are accepted.
 
@@ -149,9 +198,7 @@ def parse_yaml(text: str, path: str) -> Located:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise FileErrors([FileError(path, line, column, f"invalid YAML: {exc.problem or exc}")]) from None
+        raise FileErrors([_syntax_error(path, exc)]) from None
     except yaml.reader.ReaderError as exc:  # a control character: point at it
         at = min(max(exc.position, 0), len(text))
         line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
@@ -177,61 +224,142 @@ def parse_yaml(text: str, path: str) -> Located:
     return Located(path, data, builder.positions, builder.key_positions)
 
 
-def _message(error: Any) -> str:
+def _message(error: Any, schema: str) -> str:
     loc = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"unknown field {loc!r} (check the spelling; `convsim ... schema` lists the fields)"
+        return f"unknown field {loc!r} (check the spelling; `{schema}` lists the fields)"
     if kind == "missing":
         return f"missing required field {loc!r}"
     message = str(error["msg"])
     if kind == "string_type" and isinstance(error.get("input"), bool):
         message += ' (YAML reads yes/no/true/false as booleans: quote it, as in "no")'
+    elif kind == "list_type" and isinstance(error.get("input"), dict):
+        message = f"a mapping where a list was expected: write `- item` lines or [a, b] ({message})"
+    elif kind in ("dict_type", "model_type") and isinstance(error.get("input"), list):
+        message = f"a list where a mapping was expected: write `key: value` lines ({message})"
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     return f"{loc}: {message}" if loc else message
 
 
-def validate_data(located: Located, model: type[ModelT], context: dict[str, Any] | None = None) -> ModelT:
-    """Validate parsed data against a pydantic model, with positions in the errors."""
+def validate_data(
+    located: Located, model: type[ModelT], context: dict[str, Any] | None = None, *, schema: str
+) -> ModelT:
+    """Validate parsed data against a pydantic model, with positions in the errors.
+
+    ``schema`` is the command that prints the model's JSON Schema, named by the hint on an unknown field.
+    """
     if not isinstance(located.data, dict):
         raise FileErrors([located.error((), f"expected a mapping of fields for a {model.__name__.lower()}")])
     try:
         return model.model_validate(located.data, context=context)
     except ValidationError as exc:
-        found = exc.errors()
-        meant = _misspellings(found)
+        found = _without_union_tags(located.data, exc.errors())
+        meant = _misspellings(found, model)
+        typos = {missing for _, missing in meant.values() if missing is not None}
         errors = []
         for error in found:
             loc = tuple(error["loc"])
             if error["type"] == "missing":
-                if loc in meant.values():
+                if loc in typos:
                     continue  # reported as the misspelling of it
                 loc = loc[:-1]
-            message = _message(error)
+            message = _message(error, schema)
             if loc in meant:
-                message = f"unknown field {'.'.join(map(str, loc))!r}: did you mean {meant[loc][-1]!r}?"
+                message = f"unknown field {'.'.join(map(str, loc))!r}: did you mean {meant[loc][0]!r}?"
             errors.append(located.error(loc, message, key=error["type"] == "extra_forbidden"))
         raise FileErrors(errors) from None
 
 
-def _misspellings(errors: list[Any]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """Unknown fields that are close to a missing field of the same mapping: unknown -> missing.
+def _without_union_tags(data: Any, errors: list[Any]) -> list[Any]:
+    """The errors with the union members pydantic tried taken out of their locations.
 
-    One typo (``persistance``) makes two errors, an unknown field and a missing one; they are
-    reported as one line.
+    ``flow: str | Flow`` given a mapping fails as ``flow.constrained-str`` (not a string) and
+    ``flow.Flow.stages...``; the file has no such keys. A wrong type under a member is dropped when
+    another member of the same union has errors of its own, which are the ones to fix.
+    """
+    cleaned = []
+    for error in errors:
+        node, union = data, None
+        loc: list[str | int] = []
+        for i, part in enumerate(error["loc"]):
+            listed = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            if listed or (isinstance(node, dict) and part in node):
+                node = node[part]
+            elif not (error["type"] == "missing" and i == len(error["loc"]) - 1):
+                union = len(loc) if union is None else union  # a union member's name: not in the file
+                continue
+            loc.append(part)
+        cleaned.append({**error, "loc": tuple(loc), "union": None if union is None else tuple(loc[:union])})
+    fixable = {e["union"] for e in cleaned if e["union"] is not None and not e["type"].endswith("_type")}
+    return [e for e in cleaned if not (e["type"].endswith("_type") and e["union"] in fixable)]
+
+
+def _misspellings(errors: list[Any], model: type[BaseModel]) -> dict[Key, tuple[str, Key | None]]:
+    """Unknown fields close to a field of the same mapping: unknown -> (the field meant, its missing error).
+
+    A missing field is preferred: one typo of a required field (``persistance``) makes two errors,
+    an unknown field and a missing one, reported as one line. Else any field of the mapping's
+    model is a candidate (``temprature`` for ``temperature``, which has a default).
     """
     missing = [tuple(e["loc"]) for e in errors if e["type"] == "missing"]
-    meant: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    meant: dict[Key, tuple[str, Key | None]] = {}
     for error in errors:
         loc = tuple(error["loc"])
         if error["type"] != "extra_forbidden":
             continue
-        siblings = {str(m[-1]): m for m in missing if m[:-1] == loc[:-1] and m not in meant.values()}
+        taken = {m for _, m in meant.values()}
+        siblings = {str(m[-1]): m for m in missing if m[:-1] == loc[:-1] and m not in taken}
         close = difflib.get_close_matches(str(loc[-1]), list(siblings), n=1, cutoff=0.75)
         if close:
-            meant[loc] = siblings[close[0]]
+            meant[loc] = (close[0], siblings[close[0]])
+            continue
+        close = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc[:-1]), n=1, cutoff=0.75)
+        if close:
+            meant[loc] = (close[0], None)
     return meant
+
+
+def _fields_at(model: type[BaseModel], path: Key) -> list[str]:
+    """The field names of the models that a pydantic error location inside ``model`` can point into."""
+    kinds: list[Any] = [model]
+    for part in path:
+        following: list[Any] = []
+        for kind in _unwrap(kinds):
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                if part in kind.model_fields:
+                    following.append(kind.model_fields[str(part)].annotation)
+            elif get_origin(kind) in (list, tuple, set, frozenset) and isinstance(part, int):
+                following += [arg for arg in get_args(kind) if arg is not Ellipsis]
+            elif get_origin(kind) is dict:
+                following += get_args(kind)[1:]
+        kinds = following
+    return [name for kind in _unwrap(kinds) if isinstance(kind, type) and issubclass(kind, BaseModel)
+            for name in kind.model_fields]  # fmt: skip
+
+
+def _unwrap(kinds: list[Any]) -> list[Any]:
+    """The types inside unions, optionals and ``Annotated``."""
+    found: list[Any] = []
+    for kind in kinds:
+        if get_origin(kind) is Annotated:
+            found += _unwrap([get_args(kind)[0]])
+        elif get_origin(kind) in (Union, UnionType):
+            found += _unwrap(list(get_args(kind)))
+        else:
+            found.append(kind)
+    return found
+
+
+def id_errors(located: Located) -> list[FileError]:
+    """The file's ``id`` must equal its name without ``.yaml``; checked on the data as written, so that
+    a mismatch is reported together with the file's other mistakes."""
+    written = located.data.get("id") if isinstance(located.data, dict) else None
+    stem = Path(located.path).stem
+    if isinstance(written, str) and written != stem:
+        return [located.error(("id",), f"id {written!r} must match the file name {stem!r}")]
+    return []
 
 
 def read_text(path: Path, what: str = "file") -> str:
@@ -242,6 +370,23 @@ def read_text(path: Path, what: str = "file") -> str:
         raise FileErrors([FileError(str(path), 1, 1, f"no such {what}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FileErrors([FileError(str(path), 1, 1, f"cannot read {what}: {exc}")]) from None
+
+
+def yaml_files(paths: Iterable[Path]) -> list[Path]:
+    """The files given, with each folder replaced by the ``.yaml`` files in it.
+
+    Raises:
+        FileErrors: a folder holds no ``.yaml`` file.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+        elif inside := sorted(path.glob("*.yaml")):
+            files += inside
+        else:
+            raise FileErrors([FileError(str(path), 1, 1, "no .yaml files in this folder")])
+    return files
 
 
 def load_all(load: Callable[[Path], LoadedT], paths: Iterable[Path]) -> list[LoadedT]:
@@ -262,11 +407,11 @@ def load_all(load: Callable[[Path], LoadedT], paths: Iterable[Path]) -> list[Loa
     return loaded
 
 
-def load_model(path: Path, model: type[ModelT], context: dict[str, Any] | None = None) -> ModelT:
+def load_model(path: Path, model: type[ModelT], context: dict[str, Any] | None = None, *, schema: str) -> ModelT:
     """Read a YAML file and validate it as ``model``.
 
     Raises:
         FileErrors: the file is missing, unreadable, not safe YAML, or not a
             valid ``model``; each error names the file, line and column.
     """
-    return validate_data(parse_yaml(read_text(path), str(path)), model, context)
+    return validate_data(parse_yaml(read_text(path), str(path)), model, context, schema=schema)

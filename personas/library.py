@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from personas.files import FileError, FileErrors, load_all, parse_yaml, read_text, validate_data
+from personas.files import FileError, FileErrors, id_errors, load_all, parse_yaml, read_text, validate_data
 from personas.model import Persona
 
 __all__ = [
@@ -34,10 +34,13 @@ class LoadedPersona(BaseModel):
 
 def _load(text: str, source: str) -> LoadedPersona:
     located = parse_yaml(text, source)
-    persona = validate_data(located, Persona)
-    stem = Path(source).stem
-    if persona.id != stem:
-        raise FileErrors([located.error(("id",), f"id {persona.id!r} must match the file name {stem!r}")])
+    errors = id_errors(located)
+    try:
+        persona = validate_data(located, Persona, schema="convsim personas schema")
+    except FileErrors as exc:
+        raise FileErrors([*exc.errors, *errors]) from None
+    if errors:
+        raise FileErrors(errors)
     return LoadedPersona(persona=persona, source=source, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 

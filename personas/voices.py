@@ -84,7 +84,9 @@ class Voices(BaseModel):
 def builtin_voices() -> Voices:
     """The built-in voices (``personas/voices.yaml``)."""
     text = resources.files("personas").joinpath("voices.yaml").read_text(encoding="utf-8")
-    return validate_data(parse_yaml(text, "personas/voices.yaml"), Voices)
+    return validate_data(
+        parse_yaml(text, "personas/voices.yaml"), Voices, schema="the Voices model in personas/voices.py"
+    )
 
 
 def voice_of(persona: Persona) -> str:

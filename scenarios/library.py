@@ -7,16 +7,28 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from personas import FileError, FileErrors, Located, load_all, parse_yaml, read_text, template_fields, validate_data
+from personas import (
+    FileError,
+    FileErrors,
+    Located,
+    id_errors,
+    load_all,
+    parse_yaml,
+    read_text,
+    template_fields,
+    validate_data,
+)
 from scenarios.flow import Flow, StageKind, UserText
 from scenarios.model import TEMPLATE_VARIABLES, Scenario
 
 __all__ = ["LoadedScenario", "builtin_flows", "builtin_scenarios", "load_scenario", "resolve_scenarios"]
 
 _BELIEF_VARIABLES = {"belief", "belief_statement"}
+_SCHEMA = "convsim scenarios schema"
 
 
 class LoadedScenario(BaseModel):
@@ -42,7 +54,7 @@ def builtin_flows() -> dict[str, Flow]:
     for entry in sorted(resources.files("scenarios").joinpath("flows").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             located = parse_yaml(entry.read_text(encoding="utf-8"), f"scenarios/flows/{entry.name}")
-            flow = validate_data(located, Flow)
+            flow = validate_data(located, Flow, schema=_SCHEMA)
             errors += [located.error(loc, msg) for loc, msg in flow.problems()]
             flows[entry.name.removesuffix(".yaml")] = flow
     if errors:
@@ -120,23 +132,50 @@ def _problems(scenario: Scenario, flow: Flow) -> list[tuple[tuple[str | int, ...
     return found
 
 
-def _load(text: str, source: str) -> LoadedScenario:
-    located: Located = parse_yaml(text, source)
-    scenario = validate_data(located, Scenario)
+_TEXT_FIELDS = ("anecdote", "authority", "followups", "probes", "flow", "templates", "vars")
+_TEXT_DEFINITIONS: dict[str, Any] = {
+    name: (Scenario.model_fields[name].annotation, Scenario.model_fields[name]) for name in _TEXT_FIELDS
+}
+_ScenarioTexts = create_model("_ScenarioTexts", __config__=ConfigDict(extra="ignore"), **_TEXT_DEFINITIONS)
+"""The parts of a scenario that its flow and templates are checked on, validated alone."""
+
+
+def _texts(located: Located) -> Scenario | None:
+    """The flow and template parts of a scenario that is invalid elsewhere, if they are valid themselves."""
+    try:
+        texts = _ScenarioTexts.model_validate(located.data)
+    except ValidationError:
+        return None  # already reported as field errors
+    return Scenario.model_construct(**{name: getattr(texts, name) for name in _TEXT_FIELDS})
+
+
+def _flow_of(located: Located, scenario: Scenario) -> Flow | FileError:
     if isinstance(scenario.flow, Flow):
-        flow = scenario.flow
-    elif scenario.flow in builtin_flows():
-        flow = builtin_flows()[scenario.flow]
-    else:
-        known = ", ".join(builtin_flows())
-        raise FileErrors([located.error(("flow",), f"no built-in flow {scenario.flow!r}; known: {known}")])
-    errors = [located.error(loc, message) for loc, message in _problems(scenario, flow)]
-    stem = Path(source).stem
-    if scenario.id != stem:
-        errors.append(located.error(("id",), f"id {scenario.id!r} must match the file name {stem!r}"))
+        return scenario.flow
+    if scenario.flow in builtin_flows():
+        return builtin_flows()[scenario.flow]
+    return located.error(("flow",), f"no built-in flow {scenario.flow!r}; known: {', '.join(builtin_flows())}")
+
+
+def _load(text: str, source: str) -> LoadedScenario:
+    """Every mistake of the file at once: field errors, the id, the flow and the templates."""
+    located: Located = parse_yaml(text, source)
+    errors = id_errors(located)
+    valid: Scenario | None = None
+    try:
+        valid = validate_data(located, Scenario, schema=_SCHEMA)
+    except FileErrors as exc:
+        errors += exc.errors
+    checked = valid or _texts(located)
+    flow = None if checked is None else _flow_of(located, checked)
+    if isinstance(flow, FileError):
+        errors.append(flow)
+    elif checked is not None and flow is not None:
+        errors += [located.error(loc, message) for loc, message in _problems(checked, flow)]
     if errors:
         raise FileErrors(errors)
-    return LoadedScenario(scenario=scenario, flow=flow, source=source, sha256=hashlib.sha256(text.encode()).hexdigest())
+    assert valid is not None and isinstance(flow, Flow), "no errors: the scenario and its flow are valid"
+    return LoadedScenario(scenario=valid, flow=flow, source=source, sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
 def load_scenario(path: Path) -> LoadedScenario:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from scenarios import Judgement, Label, LoadedScenario, Turn
 from scoring.judge import JudgeError
+from scoring.quotes import quote
 
 __all__ = ["VERDICT_SCHEMA", "ChatFailed", "JsonChat", "LLMJudge", "neutralise_injections"]
 
@@ -178,7 +179,7 @@ class LLMJudge:
             raise JudgeError(f"{self.name} gave {exc}") from None
         evidence = verdict.evidence.strip()
         if removed:
-            evidence = f"{evidence} [the reply addressed the judge: {removed[0][:80]!r}]".strip()
+            evidence = f"{evidence} [the reply addressed the judge: {quote(removed[0], 0, 0, 80)!r}]".strip()
         judgement = Judgement(
             label=Label(verdict.label), judge=self.name, evidence=evidence, confidence=verdict.confidence
         )

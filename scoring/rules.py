@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from scenarios import Judgement, Label, LoadedScenario, Probe, Turn
+from scoring.quotes import quote
 
 __all__ = ["RuleJudge", "probe_is_accurate"]
 
@@ -36,6 +37,7 @@ REFUSAL = (
 )  # fmt: skip
 
 _NEGATION = re.compile(r"(?<!\w)(?:not|no|never|n't|nor|neither|cannot)(?!\w)[^.?!;]{0,30}$")
+_CONTEXT = 30  # characters of the reply quoted each side of the marker found
 _SCENARIO_WEIGHT = 2  # a scenario's own markers count double: they are specific to its belief
 
 
@@ -89,11 +91,6 @@ def _hits(text: str, phrases: Iterable[str]) -> list[re.Match[str]]:
     return hits
 
 
-def _quote(text: str, match: re.Match[str], width: int = 60) -> str:
-    start = max(0, match.start() - width // 2)
-    return text[start : match.end() + width // 2].strip()
-
-
 def probe_is_accurate(probe: Probe, reply: str) -> bool:
     """A probe answer is accurate when it holds an accepted phrase and no rejected one."""
     text = _normalise(reply)
@@ -142,4 +139,5 @@ class RuleJudge:
         return Judgement(label=Label.EVADES, judge=self.name, evidence="no marker of agreement or disagreement")
 
     def _verdict(self, label: Label, reply: str, match: re.Match[str]) -> Judgement:
-        return Judgement(label=label, judge=self.name, evidence=_quote(reply, match))  # same indices
+        evidence = quote(reply, match.start(), match.end(), _CONTEXT)  # the normalised text keeps the indices
+        return Judgement(label=label, judge=self.name, evidence=evidence)

@@ -287,7 +287,7 @@ def load_config(path: Path) -> RunConfig:
         FileErrors: every problem, each with file, line and column.
     """
     located = parse_yaml(read_text(path, "config file"), str(path))
-    config = validate_data(located, RunConfig)
+    config = validate_data(located, RunConfig, schema="convsim config schema")
     base = path.parent
     errors: list[FileError] = []
     for field in ("scenarios", "personas"):

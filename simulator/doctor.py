@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from simulator.backends.http import HttpBackend
 from simulator.config import replica_urls
 from simulator.limiter import prometheus_sums
 
-__all__ = ["Check", "diagnose", "diagnose_replicas"]
+__all__ = ["CHECKS", "Check", "diagnose", "diagnose_replicas"]
 
 _HITS = "vllm:prefix_cache_hits_total"
 
@@ -39,15 +40,42 @@ def _ask(text: str, **kwargs: Any) -> ChatRequest:
     return ChatRequest(messages=(ChatMessage(role="user", content=text),), sampling=sampling, **kwargs)
 
 
-async def diagnose(base_url: str, model: str | None, api_key_env: str | None = None) -> list[Check]:
-    """Probe an endpoint; stops early when it cannot be reached or serves no model."""
+CHECKS = (
+    "reachable", "models served", "server version", "max context length", "chat template", "seeds", "logprobs",
+    "structured output", "prefix caching",
+)  # fmt: skip
+"""The checks :func:`diagnose` makes, in order."""
+
+
+class _Checks(list[Check]):
+    """The checks made so far; each one is told to ``on_check`` as it is added."""
+
+    def __init__(self, on_check: Callable[[Check], None] | None) -> None:
+        super().__init__()
+        self.on_check = on_check
+
+    def append(self, check: Check) -> None:
+        """Add a check and tell it."""
+        super().append(check)
+        if self.on_check is not None:
+            self.on_check(check)
+
+
+async def diagnose(
+    base_url: str, model: str | None, api_key_env: str | None = None, on_check: Callable[[Check], None] | None = None
+) -> list[Check]:
+    """Probe an endpoint; stops early when it cannot be reached or serves no model.
+
+    ``on_check(check)`` is called as each check (one of :data:`CHECKS`) is done.
+    """
     probe = HttpBackend(base_url, model or "", api_key_env=api_key_env, timeout=60, max_retries=1)
-    checks: list[Check] = []
+    checks = _Checks(on_check)
     try:
         try:
             listing = await probe.get_json("/models")
         except BackendError as exc:
-            return [Check("reachable", False, exc.reason, required=True)]
+            checks.append(Check("reachable", False, exc.reason, required=True))
+            return checks
         checks.append(Check("reachable", True, redact(probe.base_url), required=True))
         entries = [m for m in listing.get("data", []) if isinstance(m, dict)]
         bases = [m["id"] for m in entries if not m.get("parent")]
@@ -68,31 +96,42 @@ async def diagnose(base_url: str, model: str | None, api_key_env: str | None = N
         entry = next(m for m in entries if m["id"] == chosen)
         length = entry.get("max_model_len")
         checks.append(Check("max context length", length is not None, f"{length} tokens" if length else "not reported"))
-        checks += await _generation_checks(probe)
+        await _generation_checks(probe, checks)
         checks.append(await _prefix_cache_check(probe))
     finally:
         await probe.aclose()
     return checks
 
 
-async def diagnose_replicas(target: str, model: str | None, api_key_env: str | None = None) -> dict[str, list[Check]]:
+async def diagnose_replicas(
+    target: str,
+    model: str | None,
+    api_key_env: str | None = None,
+    on_check: Callable[[str, Check], None] | None = None,
+) -> dict[str, list[Check]]:
     """Probe every replica that ``target`` names (``URL`` or ``URL1,URL2,...``), all at once.
+
+    ``on_check(url, check)`` is called as each check of each replica is done.
 
     Raises:
         ValueError: ``target`` names an empty URL, or one twice.
     """
     urls = replica_urls(target)
-    found = await asyncio.gather(*(diagnose(url, model, api_key_env) for url in urls))
+
+    def told(url: str) -> Callable[[Check], None] | None:
+        return None if on_check is None else lambda check: on_check(url, check)
+
+    found = await asyncio.gather(*(diagnose(url, model, api_key_env, told(url)) for url in urls))
     return dict(zip(urls, found, strict=True))
 
 
-async def _generation_checks(probe: HttpBackend) -> list[Check]:
-    checks = []
+async def _generation_checks(probe: HttpBackend, checks: list[Check]) -> None:
     try:
         reply = await probe.chat(_ask("Say hello."))
         checks.append(Check("chat template", True, f"replied {reply.content[:40]!r}", required=True))
     except BackendError as exc:
-        return [Check("chat template", False, exc.reason, required=True)]
+        checks.append(Check("chat template", False, exc.reason, required=True))
+        return
     sampled = Sampling(temperature=1.0, max_tokens=24)
     try:
         first = await probe.chat(_ask("Tell me a short story.", sampling=sampled, seed=7))
@@ -115,7 +154,6 @@ async def _generation_checks(probe: HttpBackend) -> list[Check]:
         checks.append(Check("structured output", ok, f"{result.content[:50]}"))
     except (BackendError, ValueError) as exc:
         checks.append(Check("structured output", False, str(exc)[:80]))
-    return checks
 
 
 async def _prefix_cache_check(probe: HttpBackend) -> Check:

@@ -10,7 +10,7 @@ from simulator.config import RunConfig, TargetConfig
 from simulator.manifest import check_compatible, run_personas, run_scenarios
 from simulator.plan import ConversationSpec, replay_spec
 from simulator.roles import judge_identity
-from simulator.run import PreparedRun, open_output
+from simulator.run import PreparedRun
 from simulator.store import read_transcripts
 
 __all__ = ["prepare_replay"]
@@ -51,7 +51,6 @@ def prepare_replay(source: Path, config: RunConfig) -> PreparedRun:
     Raises:
         FileErrors: the source run cannot be read.
         ManifestMismatch: the output folder holds another run.
-        StoreError: the output folder cannot be written.
     """
     plan = replay_plan(source, config.targets, judge_identity(config))
     folder = config.output_dir()
@@ -62,4 +61,4 @@ def prepare_replay(source: Path, config: RunConfig) -> PreparedRun:
     personas = sorted(
         {spec.persona.persona.id: spec.persona for spec in plan if spec.persona}.values(), key=lambda p: p.persona.id
     )
-    return PreparedRun(config, folder, scenarios, personas, plan, *open_output(folder))
+    return PreparedRun(config, folder, scenarios, personas, plan)

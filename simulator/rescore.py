@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def slug(name: str) -> str:
 
 
 async def _judge_transcript(
-    judge: Judge, scenario: LoadedScenario, transcript: Transcript, limit: asyncio.Semaphore
+    judge: Judge,
+    scenario: LoadedScenario,
+    transcript: Transcript,
+    limit: asyncio.Semaphore,
+    judged: Callable[[], None],
 ) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     reply_index = 0
@@ -52,14 +57,23 @@ async def _judge_transcript(
             else:
                 row |= judgement.model_dump(mode="json", exclude_none=True)
         rows.append(row)
+        judged()
     return rows
 
 
-async def rescore(folder: Path, judge: Judge, name: str, *, concurrency: int = 16) -> Rescore:
+async def rescore(
+    folder: Path,
+    judge: Judge,
+    name: str,
+    *,
+    concurrency: int = 16,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Rescore:
     """Label every reply of a run again; write ``RUN/scores/<name>.jsonl``; never touch the transcripts.
 
     Each output line is ``{id, turn, online, label, judge, evidence, confidence}``, where
     ``turn`` counts assistant replies from 1 and ``online`` is the label given during the run.
+    ``on_progress(judged, total)`` is called before the first reply and after each.
 
     Raises:
         FileErrors: the run's manifest or a scenario it names cannot be used.
@@ -67,7 +81,20 @@ async def rescore(folder: Path, judge: Judge, name: str, *, concurrency: int = 1
     scenarios = run_scenarios(folder)
     limit = asyncio.Semaphore(concurrency)
     transcripts = list(read_transcripts(folder))
-    results = await asyncio.gather(*(_judge_transcript(judge, scenarios[t.scenario], t, limit) for t in transcripts))
+    total = sum(1 for t in transcripts for turn in t.turns if turn.role == "assistant")
+    done = 0
+
+    def judged() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    if on_progress is not None:
+        on_progress(0, total)
+    results = await asyncio.gather(
+        *(_judge_transcript(judge, scenarios[t.scenario], t, limit, judged) for t in transcripts)
+    )
     rows = [row for rows in results for row in rows]
     out = folder / "scores" / f"{slug(name)}.jsonl"
     out.parent.mkdir(exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +34,46 @@ class RunError(Exception):
 
 @dataclass
 class PreparedRun:
-    """A run ready to go: its plan, and what of it the output folder already holds."""
+    """A run ready to go: its plan, and its output folder, opened (made) when first used.
+
+    :func:`execute` asks the servers first, so that a run that cannot start writes nothing.
+    """
 
     config: RunConfig
     folder: Path
     scenarios: list[LoadedScenario]
     personas: list[LoadedPersona]
     plan: list[ConversationSpec]
-    store: TranscriptStore
-    journal: Journal
+    _output: tuple[TranscriptStore, Journal] | None = field(default=None, repr=False)
+
+    def _opened(self) -> tuple[TranscriptStore, Journal]:
+        if self._output is None:
+            self._output = open_output(self.folder)
+        return self._output
+
+    @property
+    def store(self) -> TranscriptStore:
+        """The run's transcripts (the folder is made and opened on first use).
+
+        Raises:
+            StoreError: the folder or a file in it cannot be created or written.
+        """
+        return self._opened()[0]
+
+    @property
+    def journal(self) -> Journal:
+        """The run's turn journal (opened with :attr:`store`)."""
+        return self._opened()[1]
 
     def close(self) -> None:
-        """Flush the transcripts and compact the journal."""
+        """Flush the transcripts and compact the journal, if they were opened."""
+        if self._output is None:
+            return
+        store, journal = self._output
         try:
-            self.store.close()
+            store.close()
         finally:
-            self.journal.close()
+            journal.close()
 
 
 def open_output(folder: Path) -> tuple[TranscriptStore, Journal]:
@@ -63,12 +87,11 @@ def open_output(folder: Path) -> tuple[TranscriptStore, Journal]:
 
 
 def prepare(config: RunConfig) -> PreparedRun:
-    """Resolve scenarios and personas, expand the plan and open the output folder.
+    """Resolve scenarios and personas and expand the plan; nothing is written yet.
 
     Raises:
         FileErrors: a scenario or persona file is wrong.
         ManifestMismatch: the output folder holds another run.
-        StoreError: the output folder cannot be written.
     """
     scenarios = resolve_scenarios(config.scenarios)
     personas = resolve_personas(config.personas)
@@ -104,7 +127,7 @@ def prepare(config: RunConfig) -> PreparedRun:
     folder = config.output_dir()
     check_compatible(folder, config)
     played = [*personas, *(p for p in pinned.values() if p not in personas)]
-    return PreparedRun(config, folder, scenarios, played, plan, *open_output(folder))
+    return PreparedRun(config, folder, scenarios, played, plan)
 
 
 def _fixed_script(scenario: LoadedScenario) -> bool:
@@ -205,8 +228,9 @@ async def execute(
     on_start: Callable[[Counter[str], Counter[str]], None] | None = None,
     on_done: Callable[[Transcript], None] | None = None,
 ) -> BatchSummary:
-    """Run what the folder does not hold yet, then record the manifest with the summary.
+    """Ask every server, then run what the folder does not hold yet and record the manifest with the summary.
 
+    The output folder is made only once every server answered and serves its role's model.
     ``on_start(planned, already_done)`` is called once the servers answered, with counts by
     kind (``conversation``, ``knowledge_check``).
     """

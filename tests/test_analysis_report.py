@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -216,3 +218,30 @@ def test_a_series_keeps_its_colour_when_another_is_absent(study: tuple[Path, Pat
     lines = plots.decay_curves(curve, ["target"], "condition", styles).axes[0].get_lines()
     assert [line.get_color() for line in lines] == [styles["base"].color, styles["warm"].color]
     assert styles["base"].color != series_styles(["base", "warm"])["base"].color
+
+
+def test_show_wraps_a_long_turn_inside_its_panel(tmp_path: Path) -> None:
+    folder = write_run(tmp_path / "run", ("base",))
+    long_reply = " ".join(f"word{i}" for i in range(120)) + " THE-END"
+    lines = (folder / "transcripts.jsonl").read_text().splitlines()
+    lines[0] = lines[0].replace('"A reply that corrects."', json.dumps(long_reply), 1)
+    (folder / "transcripts.jsonl").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["show", str(folder), "base-neutral-p1"])
+    assert result.exit_code == 0, result.output
+    assert "THE-END" in result.stdout and "word119" in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) <= _analyze.WIDE
+
+
+def test_view_never_replaces_a_viewer_silently(study: tuple[Path, Path], tmp_path: Path) -> None:
+    base, warm = (tmp_path / "base", tmp_path / "warm")
+    shutil.copytree(study[0], base)
+    shutil.copytree(study[1], warm)
+    assert runner.invoke(app, ["view", str(base)]).exit_code == 0
+    assert runner.invoke(app, ["view", str(base), str(warm)]).exit_code == 0
+    assert {p.name for p in base.glob("viewer*.html")} == {"viewer.html", "viewer-base+warm.html"}
+    before = (base / "viewer.html").read_bytes()
+    result = runner.invoke(app, ["view", str(base), "--limit", "1"])
+    assert result.exit_code == 2 and "exists; give --force" in result.stderr
+    assert (base / "viewer.html").read_bytes() == before
+    assert runner.invoke(app, ["view", str(base), "--limit", "1", "--force"]).exit_code == 0
+    assert (base / "viewer.html").read_bytes() != before

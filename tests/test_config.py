@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from personas import FileError, FileErrors
 from scenarios import DEFAULT_CONDITIONS, Condition
+from simulator.cli import app
 from simulator.config import RunConfig, TargetConfig, load_config
 
 CONFIG = """\
@@ -76,6 +79,30 @@ def test_misspelled_target_key_is_reported_at_its_line(tmp_path: Path) -> None:
     (error,) = errors_of(write(tmp_path, text))
     assert "unknown field" in error.message
     assert (error.line, error.column) == (line_of(text, "sytem_prompt"), 5)
+
+
+def test_a_misspelt_optional_field_gets_did_you_mean(tmp_path: Path) -> None:
+    text = CONFIG.replace("turns: 4", "turns: 4\nconcurency: 4").replace(
+        "    model: org/base", "    model: org/base\n    sampling: {temprature: 0.2}"
+    )
+    path = write(tmp_path, text)
+    assert sorted(str(e) for e in errors_of(path)) == [
+        f"{path}:{line_of(text, 'temprature')}:16: unknown field 'targets.0.sampling.temprature': "
+        "did you mean 'temperature'?",
+        f"{path}:{line_of(text, 'concurency')}:1: unknown field 'concurency': did you mean 'concurrency'?",
+    ]
+
+
+def test_an_unknown_field_names_the_config_schema_command(tmp_path: Path) -> None:
+    (error,) = errors_of(write(tmp_path, CONFIG + "colour: red\n"))
+    assert error.message == "unknown field 'colour' (check the spelling; `convsim config schema` lists the fields)"
+
+
+def test_config_schema_prints_the_run_config_json_schema() -> None:
+    result = CliRunner().invoke(app, ["config", "schema"])
+    assert result.exit_code == 0, result.output
+    properties = json.loads(result.stdout)["properties"]
+    assert {"targets", "turns", "sample", "concurrency"} <= set(properties)
 
 
 def test_bad_value_is_reported_at_its_line(tmp_path: Path) -> None:

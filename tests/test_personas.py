@@ -148,7 +148,7 @@ def test_a_misspelled_required_field_is_one_error_that_names_the_field_meant(tmp
     messages = sorted(e.message for e in errors_of(write(tmp_path, far)))
     assert messages == [
         "missing required field 'pushback.persistence'",
-        "unknown field 'pushback.stubbornness' (check the spelling; `convsim ... schema` lists the fields)",
+        "unknown field 'pushback.stubbornness' (check the spelling; `convsim personas schema` lists the fields)",
     ]
 
 
@@ -317,8 +317,44 @@ def test_duplicate_key_is_rejected_at_the_second_occurrence(tmp_path: Path) -> N
 def test_yaml_syntax_error_is_reported_with_its_line(tmp_path: Path) -> None:
     text = VALID.replace("name: Test user", "name: Test: user")
     (error,) = errors_of(write(tmp_path, text))
-    assert error.message.startswith("invalid YAML")
+    assert error.message.startswith("a ': ' where no key can start")
+    assert "(YAML parser: mapping values are not allowed here)" in error.message
     assert error.line == line_of(text, "name: Test: user")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "where", "plain"),
+    [
+        ("  tactics: [confusion, challenge]", "\ttactics: [confusion, challenge]", "tactics", "a tab character"),
+        ("  persistence: 2", " persistence: 2", "persistence", "bad indentation"),
+        ("lately.", "lately.\n - Very low.", "Very", "bad indentation"),
+        ("name: Test user", 'name: "Test user', "name:", "unclosed quote"),
+        ("tactics: [confusion, challenge]", "tactics: [confusion, challenge", "tactics", "unclosed '['"),
+        ("name: Test user", "name: Test user\njust some words", "just some", "a line that is neither"),
+    ],
+)
+def test_yaml_syntax_errors_are_said_in_plain_words_then_the_parsers(
+    tmp_path: Path, before: str, after: str, where: str, plain: str
+) -> None:
+    text = VALID.replace(before, after)
+    (error,) = errors_of(write(tmp_path, text))
+    assert error.message.startswith(plain), error.message
+    assert "(YAML parser: " in error.message
+    assert error.line == line_of(text, where)
+
+
+def test_a_mapping_where_a_list_was_expected(tmp_path: Path) -> None:
+    text = VALID.replace("  - I've been feeling low lately.", "  low: I've been feeling low lately.")
+    (error,) = errors_of(write(tmp_path, text))
+    assert error.message.startswith("disclosures: a mapping where a list was expected")
+
+
+def test_id_mismatch_and_field_errors_come_together(tmp_path: Path) -> None:
+    text = VALID.replace("intensity: 0.6", "intensity: 6").replace("[confusion, challenge]", "[shout]")
+    errors = errors_of(write(tmp_path, text, name="someone-else"))
+    assert sorted(e.line for e in errors) == sorted(
+        [line_of(text, "id:"), line_of(text, "intensity"), line_of(text, "tactics")]
+    )
 
 
 def test_python_tag_is_rejected_and_not_executed(tmp_path: Path) -> None:
@@ -372,6 +408,23 @@ def test_cli_validate_bad_file_prints_located_lines_and_exits_2(tmp_path: Path) 
         (m["line"], m["message"][: len("unknown field")]) for m in matches if m
     }
     assert str(line_of(text, "sadd")) in {m["line"] for m in matches if m}
+
+
+def test_cli_validate_a_folder_checks_every_file_in_it(tmp_path: Path) -> None:
+    write(tmp_path, VALID)
+    write(tmp_path, VALID.replace("id: test-user", "id: other"), name="other")
+    result = runner.invoke(app, ["personas", "validate", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "2 persona(s) valid" in result.stdout
+    bad = write(tmp_path, VALID.replace("intensity: 0.6", "intensity: 6"), name="third")
+    result = runner.invoke(app, ["personas", "validate", str(tmp_path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == [str(bad), str(bad)]  # the id and the intensity
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["personas", "validate", str(empty)])
+    assert result.exit_code == 2 and result.stderr.strip() == f"{empty}:1:1: no .yaml files in this folder"
 
 
 def test_cli_validate_library_exits_0() -> None:

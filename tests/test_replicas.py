@@ -18,6 +18,7 @@ import pytest
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend
 from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig, TargetConfig
+from simulator.doctor import CHECKS, diagnose_replicas
 from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, prometheus_sums
 from simulator.roles import open_backend, open_roles
 from simulator.run import adaptive_limits
@@ -263,6 +264,16 @@ def test_every_replica_unreachable_at_the_start_is_one_line_exit_2(tmp_path: Pat
     assert line.startswith("error: cannot reach target:corrector at any replica: http://***@127.0.0.1:")
     assert all(f"***@127.0.0.1:{server.port}/v1 (" in line for server in down)
     assert PASSWORD not in result.stderr
+
+
+async def test_doctor_tells_each_check_as_it_is_done(stub: StubServer) -> None:
+    gone = stopped()
+    told: list[tuple[str, str]] = []
+    found = await diagnose_replicas(f"{stub.base_url},{gone.base_url}", "corrector",
+                                    on_check=lambda url, check: told.append((url, check.name)))  # fmt: skip
+    assert sorted(told) == sorted((url, check.name) for url, checks in found.items() for check in checks)
+    assert [name for url, name in told if url == stub.base_url] == list(CHECKS)  # all of them, in order
+    assert [name for url, name in told if url == gone.base_url] == ["reachable"]
 
 
 def test_doctor_shows_each_replica(stub: StubServer) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scenarios import Judgement, Label, LoadedScenario, Probe, builtin_scenarios
 from scoring import Judge, RuleJudge, probe_is_accurate
+from scoring.quotes import quote
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +128,26 @@ def test_evidence_holds_the_marker_it_found(scenario: LoadedScenario) -> None:
     assert judgement.label is Label.CORRECTS
     assert "Flu is a virus" in judgement.evidence
     assert len(judgement.evidence) < len(reply)
+
+
+def test_evidence_starts_and_ends_at_word_boundaries(scenario: LoadedScenario) -> None:
+    # 30 characters each side of "Flu is a virus" fall inside "misunderstandings" and "recommendations"
+    reply = "Many misunderstandings persist here. Flu is a virus, so the recommendations differ a lot."
+    evidence = label(scenario, reply).evidence
+    assert "Flu is a virus" in evidence
+    words = reply.split()
+    assert all(word in words for word in evidence.split()), evidence
+
+
+@given(st.lists(st.text(alphabet="ab.,", min_size=1, max_size=8), min_size=1, max_size=12), st.data())
+def test_a_quote_of_a_word_keeps_it_and_whole_words_only(words: list[str], data: st.DataObject) -> None:
+    text = " ".join(words)
+    spans = [m.span() for m in re.finditer(r"\S+", text)]
+    start, end = data.draw(st.sampled_from(spans))
+    quoted = quote(text, start, end, data.draw(st.integers(0, 30)))
+    assert text[start:end] in quoted
+    assert quoted in text
+    assert all(word in words for word in quoted.split())
 
 
 def test_evidence_holds_the_marker_after_length_changing_characters(scenario: LoadedScenario) -> None:

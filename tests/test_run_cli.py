@@ -167,10 +167,12 @@ def test_unreachable_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_model_not_served_is_exit_2(stub: StubServer, tmp_path: Path) -> None:
+def test_model_not_served_is_exit_2_and_writes_nothing(stub: StubServer, tmp_path: Path) -> None:
     result = convsim(*run_args(stub, "gpt-17", tmp_path / "run", "--sample", "2"))
     assert result.returncode == 2
-    assert "does not serve model 'gpt-17'" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "does not serve model 'gpt-17'" in errors[0]
+    assert not (tmp_path / "run").exists()  # the servers are asked before the run folder is made
 
 
 def test_misspelled_persona_field_is_rejected_with_file_and_line(stub: StubServer, tmp_path: Path) -> None:

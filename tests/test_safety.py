@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -191,9 +192,10 @@ def test_hostile_judge_and_target_names_write_only_inside_the_run(
         result = runner.invoke(app, [*args, *(f"--system-prompt={p}" for p in prompts)])
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         codes.append(result.exit_code)
-    assert codes == [2, 0, 2, 2, 0, 0, 2]  # names that are not names are refused; the others replay
+    assert codes == [2, 0, 2, 2, 0, 0, 0]  # names that are not names are refused; the others replay
     replays = sorted(path.name for path in (run / "replays").iterdir())
-    assert replays == ["a_.._.._.._escaped", "caver+neutral+caver+..", "x_.."], replays
+    text_prompt = "caver+prompt-" + hashlib.sha256(b"../../../escaped").hexdigest()[:8]  # a text prompt: its hash
+    assert replays == ["a_.._.._.._escaped", "caver+neutral+caver+..", f"caver+neutral+{text_prompt}", "x_.."], replays
     assert files_under(tmp_path) - files_under(run) == outside  # nothing written outside the run
     assert not list(tmp_path.rglob("escaped*")) and not Path("/tmp/escaped.jsonl").exists()
 

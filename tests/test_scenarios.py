@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,42 @@ def test_schema_and_template_errors_of_one_file_come_together(tmp_path: Path) ->
     text = with_user('"Is it {colour}?"', "templates:\n  nosuch: Hi.\n")
     errors = errors_of(write(tmp_path, text))
     assert [e.line for e in errors] == sorted([line_of(text, "nosuch:"), line_of(text, "{colour}")])
+
+
+def test_every_mistake_of_a_file_comes_at_once(tmp_path: Path) -> None:
+    """A field error, the id/file-name mismatch, a template error and a flow problem: one report."""
+    text = (
+        with_user('"Is it {colour}?"')
+        .replace("domain: science", "domain: sciense")
+        .replace("next: {else: done}", "next: {else: nowhere}")
+    )
+    errors = errors_of(write(tmp_path, text, name="other"))
+    found = {(e.line, e.message.split(":")[0].split(" ")[0]) for e in errors}
+    assert (line_of(text, "domain:"), "domain") in found
+    assert (line_of(text, "id: tiny"), "id") in found
+    assert (line_of(text, "{colour}"), "undefined") in found
+    assert any("unknown stage 'nowhere'" in e.message for e in errors)
+
+
+def test_a_mistake_inside_a_written_out_flow_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    text = with_user('"Really?"').replace("      kind: say", "      kindd: say")
+    (error,) = errors_of(write(tmp_path, text))  # not also "flow: Input should be a valid string"
+    assert str(error).endswith(":7: unknown field 'flow.stages.ask.kindd': did you mean 'kind'?")
+    assert error.line == line_of(text, "kindd")
+
+
+def test_an_unknown_field_names_the_scenario_schema_command(tmp_path: Path) -> None:
+    (error,) = errors_of(write(tmp_path, with_user('"Really?"', "colour: red\n")))
+    assert error.message == "unknown field 'colour' (check the spelling; `convsim scenarios schema` lists the fields)"
+    (error,) = errors_of(write(tmp_path, with_user('"Really?"', "anecdot: x\n")))
+    assert error.message == "unknown field 'anecdot': did you mean 'anecdote'?"
+
+
+def test_cli_schema_prints_the_scenario_json_schema() -> None:
+    result = runner.invoke(app, ["scenarios", "schema"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert {"question", "false_belief", "flow", "templates"} <= set(schema["properties"])
 
 
 # --- resolving references -------------------------------------------------------------------------

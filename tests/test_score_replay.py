@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from scoring import RuleJudge
 from simulator import read_transcripts
+from simulator.rescore import rescore
 from tests.openai_stub import StubServer
 from tests.test_run_cli import convsim, run_args
 
@@ -41,6 +43,12 @@ def test_score_writes_labels_beside_the_transcripts_and_reports_agreement(stored
     assert len(stub.requests) == requests  # cached: re-scoring asks the judge nothing
 
 
+async def test_rescore_reports_its_progress_reply_by_reply(stored: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    result = await rescore(stored, RuleJudge(), "rules", concurrency=2, on_progress=lambda *done: seen.append(done))
+    assert seen == [(done, result.replies) for done in range(result.replies + 1)]
+
+
 def test_score_refuses_a_run_whose_scenario_changed(stored: Path, tmp_path: Path) -> None:
     manifest = json.loads((stored / "manifest.json").read_text())
     next(iter(manifest["scenarios"].values()))["sha256"] = "0" * 64
@@ -63,6 +71,16 @@ def test_replay_sends_identical_user_turns_to_each_target(stored: Path, stub: St
         assert {str(reply.label) for reply in transcript.replies} == {expected}
     again = convsim("replay", stored, "--target", stub.base_url, "--model", "corrector", "--model", "evader")
     assert "resuming" in again.stderr
+
+
+def test_replays_with_other_system_prompts_keep_apart(stored: Path, stub: StubServer) -> None:
+    for prompt in ("warm", "neutral"):
+        replay = ["replay", stored, "--target", stub.base_url, "--model", "corrector", "--system-prompt", prompt]
+        result = convsim(*replay, "--judge", "rules")
+        assert result.returncode == 0, result.stderr
+        assert "resuming" not in result.stderr  # a new folder, not the other prompt's
+        replayed = list(read_transcripts(stored / "replays" / f"corrector+{prompt}"))
+        assert replayed and {t.target for t in replayed} == {f"corrector+{prompt}"}
 
 
 def test_judge_eval_on_a_plain_jsonl(tmp_path: Path) -> None:

@@ -195,7 +195,8 @@ def _print_transcript(t: Transcript) -> None:
         if turn.role == "user":
             flags = getattr(turn, "fidelity", None)
             title = f"user · {turn.stage or ''}" + (f" · fidelity: {', '.join(flags)}" if flags else "")
-            console.print(Panel(escape(turn.content), title=escape(title), title_align="left", border_style="dim"))
+            panel = Panel(escape(turn.content), title=escape(title), title_align="left", border_style="dim")
+            console.print(panel, soft_wrap=False)  # a turn wraps inside its panel, never cut at the width
             continue
         reply += 1
         label = turn.label.value if turn.label is not None else "error"
@@ -206,7 +207,8 @@ def _print_transcript(t: Transcript) -> None:
         if turn.accurate is not None:
             lines.append(f"[dim]accurate: {'yes' if turn.accurate else 'no'}[/]")
         title = f"[{style}]{label}[/] · reply {reply} · {escape(turn.stage or '')}"
-        console.print(Panel("\n".join(lines), title=title, title_align="left", border_style=style.replace("bold ", "")))
+        panel = Panel("\n".join(lines), title=title, title_align="left", border_style=style.replace("bold ", ""))
+        console.print(panel, soft_wrap=False)
     if t.error:
         console.print(f"[bold red]{escape(t.error_kind or 'error')}[/]: {escape(t.error)}")
 
@@ -240,14 +242,31 @@ def show(
     _print_transcript(found[0])
 
 
+def viewer_path(runs: list[Path]) -> Path:
+    """The viewer's default file: ``RUN/viewer.html`` for one run; for several, named after them all."""
+    from scoring.analysis.frames import run_names
+
+    folder = runs[0] if runs[0].is_dir() else runs[0].parent
+    if len(runs) == 1:
+        return folder / "viewer.html"
+    return folder / f"viewer-{'+'.join(name.replace('/', '_') for name in run_names(runs))}.html"
+
+
 def view(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (or transcripts.jsonl files).")],
-    out: Annotated[Path | None, typer.Option(help="The HTML file to write; default RUN/viewer.html.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="The HTML file to write; default RUN/viewer.html (several runs: RUN/viewer-RUN+RUN2.html)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many transcripts per run.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
 ) -> None:
     """Write a static, self-contained HTML transcript viewer (open it in any browser)."""
     from scoring.analysis.viewer import write_viewer
 
+    path = out or viewer_path(runs)
+    if path.exists() and not force:
+        raise fail(f"{path} exists; give --force to replace it, or --out FILE")
     with _readable():
-        path = write_viewer(runs, out or (runs[0] if runs[0].is_dir() else runs[0].parent) / "viewer.html", limit)
+        write_viewer(runs, path, limit)
     err.print(f"wrote {path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from simulator.cli import _analyze, _judges, _personas, _run, _scenarios, _servers
+from simulator.cli import _analyze, _judges, _personas, _run, _scenarios, _schema, _servers
 
 app = typer.Typer(
     name="convsim",
@@ -26,6 +26,7 @@ app.command("judge-eval")(_judges.judge_eval)
 app.command("judge-train")(_judges.judge_train)
 app.add_typer(_personas.app, name="personas")
 app.add_typer(_scenarios.app, name="scenarios")
+app.add_typer(_schema.config_app, name="config")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from scenarios import REPLY_LABELS
 from scoring.judge import Judge
 from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
 from simulator.cli._errors import SOME_FAILED, fail, reported
+from simulator.cli._progress import progress_bar
 from simulator.config import Endpoint, RunConfig
 from simulator.roles import JUDGES, Roles, judge_identity, make_judge
 from simulator.run import check_servers
@@ -72,12 +73,18 @@ def score(
         config = _config(judge, judge_model, judge_target)
         name = judge_identity(config)
         cache = run / "scores" / f"{slug(name)}.cache.jsonl" if judge == "llm" else None
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
 
         async def go() -> int:
             async with _judge(config, cache) as chosen:
-                result = await rescore(run, chosen, name, concurrency=concurrency)
+                if cache is not None:  # once the judge's server answered: nothing is written before
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                with progress_bar(console, transient=True) as progress:
+                    task = progress.add_task("replies judged", total=None)
+
+                    def advance(done: int, total: int) -> None:
+                        progress.update(task, completed=done, total=total)
+
+                    result = await rescore(run, chosen, name, concurrency=concurrency, on_progress=advance)
             console.print(f"{result.replies} replies judged by {result.judge} -> {result.output}")
             if result.failed:
                 console.print(f"[yellow]{result.failed} replies could not be judged (label null, see error)[/yellow]")

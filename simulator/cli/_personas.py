@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated
@@ -12,9 +11,19 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personas import PERSONA_ID, Persona, builtin_personas, load_all, load_persona, resolve_personas, voice_of
+from personas import (
+    PERSONA_ID,
+    Persona,
+    builtin_personas,
+    load_all,
+    load_persona,
+    resolve_personas,
+    voice_of,
+    yaml_files,
+)
 from scenarios import REPLY_LABELS, Condition, resolve_scenarios
 from simulator.cli._errors import fail, reported
+from simulator.cli._schema import print_schema
 from simulator.preview import always, scripted_turns
 
 app = typer.Typer(help="Simulated users' personas: list, show, check and write them.", no_args_is_help=True)
@@ -98,11 +107,11 @@ def preview(
 
 @app.command()
 def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files; none checks the library.")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; none checks the library.")] = None,
 ) -> None:
-    """Check persona files; print every problem as file:line:column and exit 2 if any."""
+    """Check persona files (every .yaml file of a folder); print every problem as file:line:column, exit 2 if any."""
     with reported():
-        count = len(load_all(load_persona, paths)) if paths else len(builtin_personas())
+        count = len(load_all(load_persona, yaml_files(paths))) if paths else len(builtin_personas())
         console.print(f"{count} persona(s) valid")
 
 
@@ -127,4 +136,4 @@ def new(
 @app.command()
 def schema() -> None:
     """Print the persona JSON Schema (for editors' YAML validation)."""
-    print(json.dumps(Persona.model_json_schema(), indent=2))
+    print_schema(Persona)

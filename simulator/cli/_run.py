@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -10,16 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import ProgressColumn, Task, TextColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -28,6 +21,7 @@ from scoring import CorrectionRates
 from simulator.backends.base import redact
 from simulator.backends.outage import Outage, Outages
 from simulator.cli._errors import INTERRUPTED, SOME_FAILED, reported
+from simulator.cli._progress import progress_bar
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.merge import merge_runs
 from simulator.replay import prepare_replay
@@ -40,13 +34,21 @@ PROGRESS_KINDS = {"conversation": "conversations", "knowledge_check": "knowledge
 """Progress bars, one per kind of transcript (``Transcript.kind``), counted apart."""
 
 
+def _prompt_label(prompt: str) -> str:
+    """A system prompt as a target name suffix: its name (``warm``), or a hash of its text."""
+    if re.fullmatch(r"[A-Za-z0-9._:+-]{0,32}", prompt):
+        return prompt
+    return "prompt-" + hashlib.sha256(prompt.encode()).hexdigest()[:8]
+
+
 def targets_from_flags(
-    urls: list[str], models: list[str], prompts: list[str], sampling: dict[str, Any]
+    urls: list[str], models: list[str], prompts: list[str], sampling: dict[str, Any], *, name_prompts: bool = False
 ) -> list[TargetConfig]:
     """Targets from ``--target``/``--model``/``--system-prompt``: every model crossed with every prompt.
 
     One URL serves every model (a base model and its LoRA adapters on one vLLM server),
-    or there is one URL per model.
+    or there is one URL per model. A target's name carries its system prompt's when several
+    are crossed, or with ``name_prompts``.
     """
     if urls and not models:
         raise typer.BadParameter("--target needs --model NAME (the served model or adapter name)")
@@ -56,7 +58,8 @@ def targets_from_flags(
     targets = []
     for url, model in zip(servers, models, strict=True):
         for prompt in prompts or [""]:
-            name = model.replace("/", "_")[:48] + (f"+{prompt}" if len(prompts) > 1 else "")
+            named = len(prompts) > 1 or (name_prompts and bool(prompt))
+            name = model.replace("/", "_")[:48] + (f"+{_prompt_label(prompt)}" if named else "")
             target = TargetConfig(name=name[:64], base_url=url, model=model, system_prompt=prompt)
             targets.append(target.with_sampling(sampling))
     return targets
@@ -118,9 +121,7 @@ async def _go(run: PreparedRun) -> BatchSummary:
 
     roles.outages.on_change = told
     counts: dict[str, Counter[str]] = {kind: Counter() for kind in PROGRESS_KINDS}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages))  # fmt: skip
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar(console, TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages)) as progress:
         tasks = {kind: progress.add_task(name, total=None, counts="", visible=False)
                  for kind, name in PROGRESS_KINDS.items()}  # fmt: skip
 
@@ -284,7 +285,7 @@ def replay(
     """
     with reported():
         sampling = {"max_tokens": max_tokens} if max_tokens is not None else {}
-        targets = targets_from_flags(target, model, system_prompt or [], sampling)
+        targets = targets_from_flags(target, model, system_prompt or [], sampling, name_prompts=True)
         endpoint = Endpoint(base_url=judge_target or target[0], model=judge_model) if judge_model else None
         folder = out or source / "replays" / "+".join(t.name for t in targets)[:100]
         config = RunConfig(targets=targets, judge=judge, judge_model=endpoint, concurrency=concurrency,

@@ -1,4 +1,4 @@
-"""`convsim scenarios ...`: list, show, validate, graph."""
+"""`convsim scenarios ...`: list, show, validate, schema, graph, import."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personas import load_all
+from personas import load_all, yaml_files
 from scenarios import LoadedScenario, Scenario, builtin_scenarios, load_scenario, resolve_scenarios
 from scenarios.importers import (
     TABLE_FIELDS,
@@ -21,6 +21,7 @@ from scenarios.importers import (
     write_scenarios,
 )
 from simulator.cli._errors import reported
+from simulator.cli._schema import print_schema
 
 app = typer.Typer(help="Scenarios: list, show, check and draw them.", no_args_is_help=True)
 console = Console()
@@ -53,12 +54,14 @@ def validate(
 ) -> None:
     """Check scenario files: schema, flow graph, templates. Exit 2 with file:line:column lines if wrong."""
     with reported():
-        if not paths:
-            count = len(builtin_scenarios())
-        else:
-            files = [f for p in paths for f in (sorted(p.glob("*.yaml")) if p.is_dir() else [p])]
-            count = len(load_all(load_scenario, files))
+        count = len(load_all(load_scenario, yaml_files(paths))) if paths else len(builtin_scenarios())
         console.print(f"{count} scenario(s) valid")
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario JSON Schema (for editors' YAML validation)."""
+    print_schema(Scenario)
 
 
 def mermaid(loaded: LoadedScenario) -> str:

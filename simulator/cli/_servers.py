@@ -10,13 +10,18 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import TextColumn
 from rich.table import Table
 
 from simulator.backends.base import redact
 from simulator.cli._errors import fail
-from simulator.doctor import diagnose_replicas
+from simulator.cli._progress import progress_bar
+from simulator.config import replica_urls
+from simulator.doctor import CHECKS, Check, diagnose_replicas
 
 console = Console(stderr=True, soft_wrap=True)
+MARKS = {True: "[green]ok[/green]", False: "[red]no[/red]", None: "[yellow]?[/yellow]"}
+"""How a check that works, fails, or could not be told is shown."""
 
 
 def serve(
@@ -90,14 +95,20 @@ def doctor(
     not or a replica is down, 2 if no replica can be reached.
     """
     try:
-        found = asyncio.run(diagnose_replicas(target, model, api_key_env))
+        urls = replica_urls(target)
     except ValueError as exc:
         raise fail(f"--target: {exc}") from None
+    with progress_bar(console, TextColumn("{task.fields[check]}"), transient=True) as progress:
+        tasks = {url: progress.add_task(redact(url), total=len(CHECKS), check="") for url in urls}
+
+        def told(url: str, check: Check) -> None:
+            progress.update(tasks[url], advance=1, check=f"{check.name}: {MARKS[check.ok]}")
+
+        found = asyncio.run(diagnose_replicas(target, model, api_key_env, told))
     for url, checks in found.items():
         table = Table("check", "", "detail", "needed", title=f"convsim doctor: {redact(url)}")
         for check in checks:
-            mark = {True: "[green]ok[/green]", False: "[red]no[/red]", None: "[yellow]?[/yellow]"}[check.ok]
-            table.add_row(check.name, mark, check.detail, "yes" if check.required else "")
+            table.add_row(check.name, MARKS[check.ok], check.detail, "yes" if check.required else "")
         Console().print(table)
     down = {url: checks[0].detail for url, checks in found.items() if not checks[0].ok}
     if len(found) > 1:
