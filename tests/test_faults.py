@@ -82,7 +82,7 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
     journal line), never the finished turns again.
     """
     rng = random.Random(7)
-    args = ["--sample", "40", "--turns", "4", "--concurrency", "2"]
+    args = ["--sample", "60", "--turns", "4", "--concurrency", "2"]
     with StubServer(Faults(delay_s=0.04)) as server:
         reference = tmp_path / "reference"
         assert convsim(*run_args(server, "caver", reference, *args)).returncode == 0
@@ -96,8 +96,12 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
         kills = torn_journal = resumed = 0
         for trial in range(10):
             process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if trial % 2:  # a random moment: starting up, planning, or mid-batch
-                time.sleep(rng.uniform(0.3, 2.5))
+            if trial % 2 and rng.random() < 0.3:  # a random moment while it starts up or plans
+                time.sleep(rng.uniform(0.05, 0.8))
+            elif trial % 2:  # a random few requests into the batch (a measure of progress, not of time:
+                sent = len(server.requests) + rng.randint(1, 8)  # on a fast machine 2 s finish the batch)
+                wait_until(lambda s=sent, p=process: len(server.requests) >= s or p.poll() is not None)
+                time.sleep(rng.uniform(0, 0.05))
             elif trial % 4 == 2:  # a conversation one exchange in, with more to go (each request takes 40 ms)
                 wait_until(lambda p=process: 1 in journalled(out).values() or p.poll() is not None)
             else:  # a random number of new lines, then a random instant (maybe mid-append)

@@ -16,7 +16,18 @@ from simulator import BackendError, HttpBackend
 from simulator.backends.outage import Outage, Outages, duration
 from simulator.backends.pool import ReplicaPool
 from tests.openai_stub import Faults, StubServer
-from tests.test_faults import DISTINCT, error_summary, key, opening, parsed, turn_of, whole_lines, write_config
+from tests.test_faults import (
+    DISTINCT,
+    error_summary,
+    journalled,
+    key,
+    opening,
+    parsed,
+    turn_of,
+    wait_until,
+    whole_lines,
+    write_config,
+)
 from tests.test_replicas import HELLO, stopped, until
 from tests.test_run_cli import CONVSIM, convsim, wait_for_lines
 
@@ -126,6 +137,7 @@ def test_past_the_budget_conversations_end_in_error_exit_1_and_retry_from_their_
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         wait_for_lines(out / "transcripts.jsonl", 5)
+        wait_until(lambda: any(n >= 1 for n in journalled(out).values()))  # one conversation is mid-way
         server.__exit__()  # down for good, as far as this run can tell
         _, stderr = process.communicate(timeout=300)
     finally:
