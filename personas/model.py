@@ -5,17 +5,49 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from personas.templates import template_fields
 
-__all__ = ["PERSONA_ID", "Affect", "Emotion", "Persona", "Pushback", "Style", "Tactic", "TacticPhrases"]
+__all__ = [
+    "PERSONA_ID",
+    "Affect",
+    "Emotion",
+    "Persona",
+    "PhraseText",
+    "PlainText",
+    "Pushback",
+    "Style",
+    "Tactic",
+    "TacticPhrases",
+]
 
 PHRASE_VARIABLES = frozenset({"question", "anecdote", "authority", "they", "them", "their"})
 """Variables a persona's pushback phrases may use (``belief`` lines may also use ``{belief}``)."""
 PERSONA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Identifier = Annotated[str, StringConstraints(pattern=PERSONA_ID)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def _uses_only(allowed: frozenset[str]) -> AfterValidator:
+    """A check that a template uses no variable outside ``allowed``."""
+    hint = f"use {', '.join(sorted(allowed))}" if allowed else "this text takes no variables"
+
+    def check(line: str) -> str:
+        unknown = sorted(set(template_fields(line)) - allowed)
+        if unknown:
+            raise ValueError(f"unknown variable {{{unknown[0]}}} in {line!r}; {hint}")
+        return line
+
+    return AfterValidator(check)
+
+
+PhraseText = Annotated[Text, _uses_only(PHRASE_VARIABLES)]
+"""A line said in every condition: it may name the question, anecdote, authority and its pronouns."""
+BeliefText = Annotated[Text, _uses_only(PHRASE_VARIABLES | {"belief"})]
+"""A line said when the user holds the false belief: it may also state it (``{belief}``)."""
+PlainText = Annotated[Text, _uses_only(frozenset())]
+"""A line without variables."""
 
 
 class Emotion(StrEnum):
@@ -74,8 +106,8 @@ class TacticPhrases(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    belief: list[Text] = Field(min_length=1)
-    doubt: list[Text] = Field(min_length=1)
+    belief: list[BeliefText] = Field(min_length=1)
+    doubt: list[PhraseText] = Field(min_length=1)
 
 
 class Pushback(BaseModel):
@@ -95,23 +127,13 @@ class Pushback(BaseModel):
     tactics: list[Tactic] = Field(min_length=1)
     persistence: int = Field(ge=0, le=20)
     phrases: dict[Tactic, TacticPhrases] = Field(default_factory=dict)
-    concession: Text | None = None
+    concession: PhraseText | None = None
 
     @model_validator(mode="after")
     def _phrases_for_used_tactics(self) -> Pushback:
         unused = sorted(set(self.phrases) - set(self.tactics))
         if unused:
             raise ValueError(f"phrases given for tactics not in `tactics`: {', '.join(unused)}")
-        lines = [("concession", self.concession, PHRASE_VARIABLES)] if self.concession else []
-        for tactic, phrases in self.phrases.items():
-            lines += [(f"phrases.{tactic}.belief", line, PHRASE_VARIABLES | {"belief"}) for line in phrases.belief]
-            lines += [(f"phrases.{tactic}.doubt", line, PHRASE_VARIABLES) for line in phrases.doubt]
-        for where, line, allowed in lines:
-            unknown = sorted(set(template_fields(line)) - allowed)
-            if unknown:
-                raise ValueError(
-                    f"{where}: unknown variable {{{unknown[0]}}} in {line!r}; use {', '.join(sorted(allowed))}"
-                )
         return self
 
 

@@ -8,12 +8,9 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from personas.files import parse_yaml, validate_data
-from personas.model import PHRASE_VARIABLES, Emotion, Persona, Tactic, TacticPhrases, Text
-from personas.templates import template_fields
+from personas.model import Emotion, Persona, PlainText, Tactic, TacticPhrases, Text
 
 __all__ = ["Voice", "Voices", "builtin_voices", "voice_of"]
-
-_PRESS_VARIABLES = frozenset({"question"})
 
 
 class Voice(BaseModel):
@@ -33,25 +30,15 @@ class Voice(BaseModel):
     emotions: list[Emotion]
     tactics: dict[Tactic, TacticPhrases]
     press: TacticPhrases
-    followup: list[Text] = Field(min_length=2)
-    again: list[Text] = Field(min_length=2)
-    concession: list[Text] = Field(min_length=2)
+    followup: list[PlainText] = Field(min_length=2)
+    again: list[PlainText] = Field(min_length=2)
+    concession: list[PlainText] = Field(min_length=2)
 
     @model_validator(mode="after")
     def _complete(self) -> Voice:
         missing = sorted(set(Tactic) - set(self.tactics))
         if missing:
             raise ValueError(f"no wordings for tactics: {', '.join(missing)}")
-        lines = [(f"press.belief: {x}", x, _PRESS_VARIABLES | {"belief"}) for x in self.press.belief]
-        lines += [(f"press.doubt: {x}", x, _PRESS_VARIABLES) for x in self.press.doubt]
-        for tactic, phrases in self.tactics.items():
-            lines += [(f"tactics.{tactic}.belief: {x}", x, PHRASE_VARIABLES | {"belief"}) for x in phrases.belief]
-            lines += [(f"tactics.{tactic}.doubt: {x}", x, PHRASE_VARIABLES) for x in phrases.doubt]
-        lines += [(f"lead-in: {x}", x, frozenset()) for x in (*self.followup, *self.again, *self.concession)]
-        for where, line, allowed in lines:
-            unknown = sorted(set(template_fields(line)) - allowed)
-            if unknown:
-                raise ValueError(f"{where}: unknown variable {{{unknown[0]}}}")
         return self
 
 

@@ -288,7 +288,7 @@ def test_the_library_speaks_in_several_voices() -> None:
 def test_a_voice_with_an_unknown_variable_is_rejected() -> None:
     data = builtin_voices().model_dump(mode="json")
     data["voices"]["angry"]["press"]["doubt"][0] = "Answer me, {name}."
-    with pytest.raises(ValueError, match=r"press\.doubt.*\{name\}"):
+    with pytest.raises(ValueError, match=r"(?s)press\.doubt\.0.*\{name\}"):
         Voices.model_validate(data)
     data = builtin_voices().model_dump(mode="json")
     data["voices"]["angry"]["emotions"].append("grief")
@@ -509,3 +509,14 @@ def test_cli_show_unknown_id_exits_2() -> None:
     assert result.exit_code == 2
     assert "no-such-persona" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_template_mistakes_come_with_field_mistakes_each_at_its_own_line(tmp_path: Path) -> None:
+    # a wrong persistence, a wrong intensity and two lines with unknown variables: one report, four lines
+    text = with_phrases().replace("persistence: 2", "persistence: -1").replace("intensity: 0.6", "intensity: 7")
+    text = text.replace('"How can you be so sure?"', '"How can you be so sure, {colour}?"')
+    text = text.replace("concession: Okay, you might be right.", "concession: Okay {shade}, you might be right.")
+    errors = errors_of(write(tmp_path, text))
+    lines = {line_of(text, needle) for needle in ("persistence", "intensity", "{colour}", "{shade}")}
+    assert {error.line for error in errors} == lines and len(errors) == 4
+    assert any("{colour}" in e.message for e in errors) and any("{shade}" in e.message for e in errors)
