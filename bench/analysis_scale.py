@@ -35,8 +35,10 @@ from scoring.analysis import (
     face_saving,
     headline,
     load,
+    paired_by_turn,
     paired_comparison,
     survival,
+    turn_statistics,
 )
 from scoring.analysis.report import build_report, write_report
 
@@ -158,6 +160,9 @@ def main() -> None:
         _timed("amplification (all turns)", lambda: amplification(frames, n_boot=args.bootstrap), timings)
         _timed("amplification (turn 1)", lambda: amplification(frames, at_turn=1, n_boot=args.bootstrap), timings)
         _timed("paired (McNemar)", lambda: paired_comparison(frames, {"target": "base"}, {"target": "warm"}), timings)
+        pair = ({"target": "base"}, {"target": "warm"})
+        _timed("paired by turn (bootstrap)", lambda: paired_by_turn(frames, *pair, n_boot=args.bootstrap), timings)
+        _timed("first correction, capitulation", lambda: turn_statistics(frames, by, n_boot=args.bootstrap), timings)
         model = _timed("logistic model + AMEs", lambda: error_model(frames), timings)
         _timed("face-saving", lambda: face_saving(frames, by), timings)
         _timed("calibration", lambda: calibration(frames), timings)
