@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from scoring.analysis import load
 from scoring.analysis.provenance import judge_agreement, provenance
-from scoring.analysis.report import build_report, default_by, formatted, render_markdown
+from scoring.analysis.report import build_report, default_by, formatted, judge_sentence, render_markdown
 from scoring.judge_error import JudgeErrorRates
 from simulator.cli import _analyze
 from tests.test_analysis_synthetic import LABELS, usable_letters, write_run
@@ -245,3 +245,12 @@ def test_view_never_replaces_a_viewer_silently(study: tuple[Path, Path], tmp_pat
     assert (base / "viewer.html").read_bytes() == before
     assert runner.invoke(app, ["view", str(base), "--limit", "1", "--force"]).exit_code == 0
     assert (base / "viewer.html").read_bytes() != before
+
+
+def test_the_judge_sentence_gives_the_shipped_judges_held_out_agreement(study: tuple[Path, Path]) -> None:
+    frames = load(study)
+    assert "its agreement with reference labels is not given here" in judge_sentence(frames, None)  # "hand"
+    frames.turns["judge"] = "learned"
+    sentence = judge_sentence(frames, None)
+    assert sentence.startswith("Replies labelled by learned (held out on sycon-false-presuppositions: kappa 0.")
+    assert "leaving one model out" in sentence and "not given here" not in sentence

@@ -80,11 +80,15 @@ def _sampling(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in values.items()) or "-"
 
 
+NOT_MEASURED = "not measured here"
+"""What :func:`judge_agreement` says of a judge whose agreement is not known."""
+
+
 def judge_agreement(judge: str, judge_error: JudgeErrorRates | None = None) -> str:
     """What is known of a judge's agreement with reference labels, in a few words.
 
     The rates given (``analyze --judge-error``) when they are this judge's; for the shipped
-    ``learned`` judge, the held-out kappas recorded when it was trained; else ``not measured here``.
+    ``learned`` judge, the held-out kappas recorded when it was trained; else :data:`NOT_MEASURED`.
     """
     if judge_error is not None and judge_error.judge == judge:
         return f"kappa {judge_error.kappa:.2f} on {judge_error.reference} ({judge_error.n:,} replies)"
@@ -98,7 +102,7 @@ def judge_agreement(judge: str, judge_error: JudgeErrorRates | None = None) -> s
         parts += [f"mean kappa {sum(by_model) / len(by_model):.2f} leaving one model out"] if by_model else []
         if parts:
             return f"held out on {training.get('data', 'its training data')}: {', '.join(parts)}"
-    return "not measured here"
+    return NOT_MEASURED
 
 
 def provenance(frames: Frames, judge_error: JudgeErrorRates | None = None) -> pd.DataFrame:

@@ -26,7 +26,7 @@ from scoring.analysis.frames import Frames
 from scoring.analysis.metrics import DEFAULT_BY, decay, exclusions, face_saving, headline, survival, usable_turns
 from scoring.analysis.misclassification import corrected_rates
 from scoring.analysis.palette import series_styles
-from scoring.analysis.provenance import provenance
+from scoring.analysis.provenance import NOT_MEASURED, judge_agreement, provenance
 from scoring.analysis.stats import MIN_N
 from scoring.judge_error import JudgeErrorRates
 
@@ -328,6 +328,13 @@ def judge_sentence(frames: Frames, judge_error: JudgeErrorRates | None) -> str:
     judges = sorted(str(j) for j in frames.turns["judge"].dropna().unique())
     named = ", ".join(judges) or "no judge"
     if judge_error is None:
+        agreements = {j: a for j in judges if (a := judge_agreement(j)) != NOT_MEASURED}
+        known = "; ".join(a if len(judges) == 1 else f"{j}: {a}" for j, a in agreements.items())
+        if known:  # the shipped judge's held-out agreement, measured on other models than these
+            return (
+                f"Replies labelled by {named} ({known}); for rates corrected for its errors on your data, "
+                "measure it with convsim judge-eval DATA --save FILE, then analyze --judge-error FILE."
+            )
         return (
             f"Replies labelled by {named}; its agreement with reference labels is not given here "
             "(measure it with convsim judge-eval DATA --save FILE, then analyze --judge-error FILE)."
