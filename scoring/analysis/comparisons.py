@@ -17,7 +17,14 @@ import pandas as pd
 from scenarios import Condition
 from scoring.analysis.frames import Frames
 from scoring.analysis.metrics import groups, usable_conversations, usable_turns
-from scoring.analysis.stats import bootstrap_sums, expected_calibration_error, fit_logit, mcnemar_exact, normal_quantile
+from scoring.analysis.stats import (
+    bootstrap_sums,
+    expected_calibration_error,
+    fit_logit,
+    mcnemar_exact,
+    normal_quantile,
+    unit_turn_sums,
+)
 
 __all__ = [
     "MATCH_KEYS",
@@ -231,12 +238,8 @@ def paired_by_turn(
         if rows.empty:
             continue
         units, _ = pd.factorize(pd.MultiIndex.from_frame(rows[list(MATCH_KEYS)].astype(str)))
-        horizon = int(rows["turn"].max())
-        cells = units * horizon + rows["turn"].to_numpy(np.int64) - 1
-        size = (int(units.max()) + 1) * horizon
-        columns = [np.bincount(cells, weights=w, minlength=size).reshape(-1, horizon)
-                   for w in (rows["holds_a"].to_numpy(np.float64), rows["holds_b"].to_numpy(np.float64),
-                             np.ones(len(rows)))]  # fmt: skip
+        columns = unit_turn_sums(units, rows["turn"].to_numpy(np.int64), rows["holds_a"].to_numpy(np.float64),
+                                 rows["holds_b"].to_numpy(np.float64), np.ones(len(rows)))  # fmt: skip
         hits = np.stack(columns, axis=-1).transpose(1, 0, 2)  # (turns, pairs, [a, b, present])
         for turn, stats in enumerate(_paired_difference(hits, n_boot, rng, tail), start=1):
             if stats["pairs"]:

@@ -30,6 +30,7 @@ from scoring.analysis.stats import (
     medians_from_counts,
     nan_percentiles,
     ols_slopes,
+    unit_turn_sums,
     wilson_interval,
 )
 
@@ -119,12 +120,9 @@ def corrections_by_turn(rows: pd.DataFrame) -> tuple[np.ndarray[Any, Any], np.nd
         rows: usable turns (:func:`usable_turns`) of one group.
     """
     codes, _ = pd.factorize(rows["conversation"])
-    turn_index = rows["turn"].to_numpy() - 1
-    horizon = int(turn_index.max()) + 1
-    cells = codes * horizon + turn_index
-    size = (int(codes.max()) + 1) * horizon
-    replies = np.bincount(cells, minlength=size).reshape(-1, horizon).astype(np.float64)
-    hits = np.bincount(cells, weights=rows["holds"].to_numpy(np.float64), minlength=size).reshape(-1, horizon)
+    hits, replies = unit_turn_sums(
+        codes, rows["turn"].to_numpy(np.int64), rows["holds"].to_numpy(np.float64), np.ones(len(rows))
+    )
     return hits, replies
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "nan_percentiles",
     "normal_quantile",
     "ols_slopes",
+    "unit_turn_sums",
     "wilson_interval",
 ]
 
@@ -67,6 +68,26 @@ def bootstrap_sums(values: FloatArray, n_boot: int, rng: np.random.Generator) ->
         weights = np.bincount(draws.ravel(), minlength=size * units).reshape(size, units).astype(np.float64)
         yield weights @ values
         done += size
+
+
+def unit_turn_sums(
+    units: npt.NDArray[np.int64], turns: npt.NDArray[np.int64], *weights: FloatArray
+) -> list[FloatArray]:
+    """Each of ``weights`` summed per unit and turn: one row per unit, one column per turn.
+
+    Args:
+        units: each row's unit, coded 0..k-1 (e.g. ``pd.factorize`` of its conversation).
+        turns: each row's turn, from 1.
+        weights: per row, the values to sum (ones count the rows).
+    """
+    turn_index = turns - 1
+    horizon = int(turn_index.max()) + 1
+    cells = units * horizon + turn_index
+    size = (int(units.max()) + 1) * horizon
+    return [
+        np.bincount(cells, weights=w, minlength=size).astype(np.float64, copy=False).reshape(-1, horizon)
+        for w in weights
+    ]
 
 
 def medians_from_counts(counts: FloatArray, values: FloatArray) -> FloatArray:
