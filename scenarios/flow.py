@@ -67,6 +67,10 @@ class Stage(BaseModel):
     next: dict[str, StageName] = Field(default_factory=dict)
     verbatim: bool = False
 
+    def after(self, label: str) -> str:
+        """The stage to go to after a reply labelled ``label``: its own edge, else the ``else`` edge."""
+        return self.next.get(label) or self.next[ELSE]
+
 
 class Flow(BaseModel):
     """A dialogue flow graph."""

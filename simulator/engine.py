@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from scenarios import ELSE, EXHAUSTED, Judgement, Label, StageKind, Status, TokenLogprobs, Transcript, Turn
+from scenarios import EXHAUSTED, Judgement, Label, StageKind, Status, TokenLogprobs, Transcript, Turn
 from scoring import Judge, JudgeError, probe_is_accurate
 from scoring.llm_judge import JsonChat
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, ChatResult
@@ -131,8 +131,7 @@ class _Conversation:
             replies += 1
             if (self.turns[-2].user_state or {}).get("wants_to_stop"):
                 return Status.COMPLETED
-            edges = stages[stage].next
-            stage = edges.get(str(label)) or edges[ELSE]
+            stage = stages[stage].after(str(label))
         return Status.COMPLETED
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from personas import LoadedPersona
-from scenarios import ELSE, EXHAUSTED, Condition, Label, LoadedScenario, StageKind
+from scenarios import EXHAUSTED, Condition, Label, LoadedScenario, StageKind
 from simulator.user import ScriptedUser, UserMove
 
 __all__ = ["always", "scripted_turns"]
@@ -40,6 +40,5 @@ def scripted_turns(
             stage = stages[stage].next[EXHAUSTED]
             continue
         said.append((stage, move))
-        edges = stages[stage].next
-        stage = edges.get(str(label(len(said) - 1))) or edges[ELSE]
+        stage = stages[stage].after(str(label(len(said) - 1)))
     return said

@@ -134,10 +134,9 @@ async def _go(run: PreparedRun) -> BatchSummary:
                 progress.update(task, total=planned[kind], completed=done[kind], visible=planned[kind] > 0)
 
         def on_done(transcript: Transcript) -> None:
-            kind = transcript.kind if transcript.kind in tasks else "conversation"
-            counts[kind][transcript.status] += 1
-            summary = " ".join(f"{k}={v}" for k, v in sorted(counts[kind].items()))
-            progress.update(tasks[kind], advance=1, counts=summary)
+            counts[transcript.kind][transcript.status] += 1
+            summary = " ".join(f"{k}={v}" for k, v in sorted(counts[transcript.kind].items()))
+            progress.update(tasks[transcript.kind], advance=1, counts=summary)
 
         try:
             summary = await execute(run, roles, on_start=on_start, on_done=on_done)
