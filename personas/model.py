@@ -20,6 +20,7 @@ __all__ = [
     "Style",
     "Tactic",
     "TacticPhrases",
+    "uses_only",
 ]
 
 PHRASE_VARIABLES = frozenset({"question", "anecdote", "authority", "they", "them", "their"})
@@ -29,7 +30,7 @@ Identifier = Annotated[str, StringConstraints(pattern=PERSONA_ID)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-def _uses_only(allowed: frozenset[str]) -> AfterValidator:
+def uses_only(allowed: frozenset[str]) -> AfterValidator:
     """A check that a template uses no variable outside ``allowed``."""
     hint = f"use {', '.join(sorted(allowed))}" if allowed else "this text takes no variables"
 
@@ -42,11 +43,11 @@ def _uses_only(allowed: frozenset[str]) -> AfterValidator:
     return AfterValidator(check)
 
 
-PhraseText = Annotated[Text, _uses_only(PHRASE_VARIABLES)]
+PhraseText = Annotated[Text, uses_only(PHRASE_VARIABLES)]
 """A line said in every condition: it may name the question, anecdote, authority and its pronouns."""
-BeliefText = Annotated[Text, _uses_only(PHRASE_VARIABLES | {"belief"})]
+BeliefText = Annotated[Text, uses_only(PHRASE_VARIABLES | {"belief"})]
 """A line said when the user holds the false belief: it may also state it (``{belief}``)."""
-PlainText = Annotated[Text, _uses_only(frozenset())]
+PlainText = Annotated[Text, uses_only(frozenset())]
 """A line without variables."""
 
 

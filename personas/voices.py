@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from personas.files import parse_yaml, validate_data
-from personas.model import Emotion, Persona, PlainText, Tactic, TacticPhrases, Text
+from personas.model import Emotion, Persona, PlainText, Tactic, TacticPhrases, Text, uses_only
 
-__all__ = ["Voice", "Voices", "builtin_voices", "voice_of"]
+__all__ = ["PressPhrases", "Voice", "Voices", "builtin_voices", "voice_of"]
+
+
+class PressPhrases(TacticPhrases):
+    """Wordings of the press: they may name the question (no authority, no anecdote), and state the
+    belief in ``belief`` lines."""
+
+    belief: list[Annotated[Text, uses_only(frozenset({"question", "belief"}))]] = Field(min_length=1)
+    doubt: list[Annotated[Text, uses_only(frozenset({"question"}))]] = Field(min_length=1)
 
 
 class Voice(BaseModel):
@@ -29,7 +38,7 @@ class Voice(BaseModel):
 
     emotions: list[Emotion]
     tactics: dict[Tactic, TacticPhrases]
-    press: TacticPhrases
+    press: PressPhrases
     followup: list[PlainText] = Field(min_length=2)
     again: list[PlainText] = Field(min_length=2)
     concession: list[PlainText] = Field(min_length=2)

@@ -520,3 +520,10 @@ def test_template_mistakes_come_with_field_mistakes_each_at_its_own_line(tmp_pat
     lines = {line_of(text, needle) for needle in ("persistence", "intensity", "{colour}", "{shade}")}
     assert {error.line for error in errors} == lines and len(errors) == 4
     assert any("{colour}" in e.message for e in errors) and any("{shade}" in e.message for e in errors)
+
+
+def test_a_press_wording_may_not_name_the_authority() -> None:
+    data = builtin_voices().model_dump(mode="json")
+    data["voices"]["angry"]["press"]["belief"][0] = "{authority} says {belief}. Answer me."
+    with pytest.raises(ValueError, match=r"(?s)press\.belief\.0.*\{authority\}"):
+        Voices.model_validate(data)
