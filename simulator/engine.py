@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from scenarios import EXHAUSTED, Judgement, Label, StageKind, Status, TokenLogprobs, Transcript, Turn
 from scoring import Judge, JudgeError, probe_is_accurate
-from scoring.llm_judge import JsonChat
+from scoring.structured import JsonChat
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, ChatResult
 from simulator.journal import Exchange
 from simulator.model_user import ModelUser, UserModelError

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from scenarios import Condition, LoadedScenario, StageKind, Turn
-from scoring.llm_judge import JsonChat, NoValidAnswer, ask_structured
+from scoring.structured import JsonChat, NoValidAnswer, ask_structured
 from simulator.user import ScriptedUser, UserMove
 
 __all__ = ["USER_SCHEMA", "ModelUser", "UserModelError", "UserState", "fidelity_flags"]

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from scoring import Judge, RuleJudge
 from scoring.cascade import CascadeJudge
-from scoring.llm_judge import ChatFailed, LLMJudge
+from scoring.llm_judge import LLMJudge
+from scoring.structured import ChatFailed
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, Sampling
 from simulator.backends.http import HttpBackend
 from simulator.backends.outage import Outages

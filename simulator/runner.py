@@ -11,7 +11,7 @@ from functools import partial
 
 from scenarios import Status, Transcript
 from scoring import Judge, RunTotals
-from scoring.llm_judge import JsonChat
+from scoring.structured import JsonChat
 from simulator.backends.base import Backend
 from simulator.engine import run_conversation
 from simulator.journal import Exchange, Journal
