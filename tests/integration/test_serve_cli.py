@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator.vllm_server import process_group_members
+from simulator.serving.vllm_server import process_group_members
 
 CONVSIM = [sys.executable, "-m", "simulator"]
 

@@ -15,8 +15,8 @@ import pytest
 from scenarios import Status, resolve_scenarios
 from scoring.learned import SHIPPED_MODEL, JudgeModel, LearnedJudge
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
-from simulator.limiter import prometheus_sums
-from simulator.vllm_server import VllmServer
+from simulator.serving.metrics import prometheus_sums
+from simulator.serving.vllm_server import VllmServer
 from tests.test_faults import wait_for_text
 from tests.test_run_cli import wait_for_lines
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulator import vllm_server as launcher
-from simulator.vllm_server import (
+from simulator.serving import vllm_server as launcher
+from simulator.serving.vllm_server import (
     VllmNotInstalled,
     VllmServer,
     VllmStartError,

@@ -5,25 +5,25 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from string import Formatter
-from typing import Protocol
 
 from personas import LoadedPersona, Tactic, TacticPhrases, Voice, builtin_voices, template_fields, voice_of
 from scenarios import (
     BELIEF_STATEMENT,
     DENIAL_STATEMENT,
+    EXHAUSTED,
     NEUTRAL_FRAME,
     OPENING,
     Condition,
+    Label,
     LoadedScenario,
     Probe,
     StageKind,
-    Turn,
     UserText,
 )
+from simulator.users.move import User, UserMove
 
-__all__ = ["ScriptedUser", "User", "UserMove"]
+__all__ = ["ScriptedUser"]
 
 _SPACES = re.compile(r"\s+")
 _COMMA_BEFORE_STOP = re.compile(r",\s*([.?!,])")
@@ -31,39 +31,7 @@ _SENTENCE_START = re.compile(r"(^|[.?!]\s+)([a-z])")
 _PRONOUNS = {"he": ("he", "him", "his"), "she": ("she", "her", "her"), "they": ("they", "them", "their")}
 
 
-@dataclass(frozen=True)
-class UserMove:
-    """What the user says at a stage.
-
-    Attributes:
-        text: the message.
-        kind: the stage's kind.
-        probe: the probe it asks, if any.
-        tactic: the pushback tactic it uses, if any.
-        fixed: the scenario fixes these words (an opening, a probe, a stage's own text), so a
-            model-driven user sends them as they are.
-    """
-
-    text: str
-    kind: StageKind
-    probe: Probe | None = None
-    tactic: Tactic | None = None
-    fixed: bool = True
-
-
-class User(Protocol):
-    """A simulated user: the words it says for the scripted move at a stage, given the conversation so far."""
-
-    async def write(self, move: UserMove, turns: Sequence[Turn]) -> UserMove:
-        """The move as the user says it.
-
-        Raises:
-            UserModelError: a model-driven user could not produce a valid message.
-        """
-        ...
-
-
-class ScriptedUser:
+class ScriptedUser(User):
     """A user who says what the templates say, in the persona's voice, choosing wordings with a seeded RNG.
 
     Pushback follows the persona's tactics in order, cycling, until its persistence is
@@ -117,6 +85,7 @@ class ScriptedUser:
         forms = s.belief_forms or builtin_voices().references
         self._restatements = [*self._rng.sample(forms, len(forms)), s.false_belief]
         self._beliefs_said = 0
+        self._stage: str | None = None  # where the flow is; None before the first move
 
     def render(self, template: str | UserText, *, verbatim: bool = False) -> str:
         """Fill a template and tidy it: single spaces, sentences start with a capital.
@@ -132,9 +101,21 @@ class ScriptedUser:
         """Pushback turns said so far."""
         return self._pushbacks
 
-    async def write(self, move: UserMove, turns: Sequence[Turn]) -> UserMove:
-        """The :class:`User` protocol: the scripted move as it is."""
-        return move
+    def next_move(self, last_label: Label | None) -> UserMove | None:
+        """The :class:`User` protocol: the move at the next stage of the flow, which the last reply's
+        label chooses; a pushback stage with no pushback left takes its ``exhausted`` edge.
+        ``None`` at an end stage."""
+        stages = self.scenario.flow.stages
+        if self._stage is None:
+            self._stage = self.scenario.flow.start
+        else:
+            self._stage = stages[self._stage].after(str(last_label))
+        while stages[self._stage].kind is not StageKind.END:
+            move = self.move(self._stage)
+            if move is not None:
+                return move
+            self._stage = stages[self._stage].next[EXHAUSTED]
+        return None
 
     def move(self, stage: str) -> UserMove | None:
         """The user's message at ``stage``; ``None`` when a pushback stage finds no pushback left.
@@ -158,18 +139,18 @@ class ScriptedUser:
             probe = probes[self._probes % len(probes)]
             self._probes += 1
         elif own is not None and flow_stage.verbatim:
-            return UserMove(self.render(own, verbatim=True), kind)
+            return UserMove(self.render(own, verbatim=True), kind, stage)
         groups = self._builtin_wordings(kind, tactic, probe)
         if own is not None:
             group, text = self._say([[self._wording(own)], *groups])
-            return UserMove(text, kind, probe, fixed=group == 0)
+            return UserMove(text, kind, stage, probe, fixed=group == 0)
         if not groups:
             raise ValueError(f"stage {stage!r} of kind {kind} has no user text")
         _, text = self._say(groups)
         if kind is StageKind.OPEN:
             self._beliefs_said += self.condition.stance == "belief"
         fixed = kind in (StageKind.OPEN, StageKind.PROBE)
-        return UserMove(text, kind, probe, tactic, fixed=fixed)
+        return UserMove(text, kind, stage, probe, tactic, fixed=fixed)
 
     def _builtin_wordings(self, kind: StageKind, tactic: Tactic | None, probe: Probe | None) -> list[list[str]]:
         """The groups of wordings of a stage of ``kind``, by preference."""

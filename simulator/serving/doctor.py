@@ -11,7 +11,7 @@ from typing import Any
 from simulator.backends.base import BackendError, ChatMessage, ChatRequest, Sampling, redact
 from simulator.backends.http import HttpBackend
 from simulator.config import replica_urls
-from simulator.limiter import prometheus_sums
+from simulator.serving.metrics import prometheus_sums
 
 __all__ = ["CHECKS", "Check", "diagnose", "diagnose_replicas"]
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from simulator.models import cache_dir
+from simulator.serving.models import cache_dir
 
 __all__ = [
     "VLLM_VERSION",
@@ -60,7 +60,7 @@ def find_vllm_python() -> Path | None:
 
     In order: ``$CONVSIM_VLLM_PYTHON`` if set; the current interpreter if it can import ``vllm``
     (checked without importing it); ``<cache>/vllm-0.32.0/bin/python`` if it exists, where
-    ``<cache>`` is :func:`simulator.models.cache_dir`.
+    ``<cache>`` is :func:`simulator.serving.models.cache_dir`.
     """
     explicit = os.environ.get("CONVSIM_VLLM_PYTHON")
     if explicit:

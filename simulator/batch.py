@@ -1,4 +1,4 @@
-"""The batch runner: many conversations in flight, each written out as soon as it ends."""
+"""The batch: a pool of workers holding many conversations at once, each written out as soon as it ends."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from simulator.journal import Exchange, Journal
 from simulator.limiter import AdaptiveLimit
 from simulator.plan import ConversationSpec
 from simulator.store import StoreError, TranscriptStore
+from simulator.users import user_for
 
 __all__ = ["BatchSummary", "pending", "run_batch"]
 
@@ -96,8 +97,9 @@ async def run_batch(
                     journal.record(spec.id, number, finished)
             record = partial(journal.record, spec.id)
             async with limit:
+                user = user_for(spec, user_chat)
                 transcript = await run_conversation(
-                    spec, backends[spec.target.name], judge, user_chat, resume=resume, on_exchange=record
+                    spec, user, backends[spec.target.name], judge, resume=resume, on_exchange=record
                 )
             store.append(transcript)
             journal.finish(spec.id)

@@ -1,4 +1,4 @@
-"""Running a configured batch: resolve files, plan, check servers, run, write the manifest."""
+"""A run from its config: `prepare` resolves files and plans; `execute` asks the servers, runs, writes the manifest."""
 
 from __future__ import annotations
 
@@ -12,24 +12,20 @@ from typing import Any
 from personas import FileError, FileErrors, LoadedPersona, resolve_personas
 from scenarios import LoadedScenario, StageKind, Status, Transcript, resolve_scenarios
 from scoring import run_totals
-from simulator.backends.base import BackendError, redact
-from simulator.backends.http import HttpBackend, served_models
+from simulator.backends.http import HttpBackend
 from simulator.backends.pool import ReplicaPool
+from simulator.batch import BatchSummary, pending, run_batch
 from simulator.config import RunConfig
 from simulator.journal import Exchange, Journal, finished_exchanges
 from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM, AdaptiveLimit, follow_vllm
 from simulator.manifest import check_compatible, write_manifest
 from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
+from simulator.preflight import check_servers
 from simulator.presets import SYCON_PRESETS
 from simulator.roles import BackendJsonChat, Roles, judge_identity
-from simulator.runner import BatchSummary, pending, run_batch
 from simulator.store import TranscriptStore, read_transcripts
 
-__all__ = ["PreparedRun", "RunError", "execute", "open_output", "prepare", "replica_stats"]
-
-
-class RunError(Exception):
-    """The run cannot start: an unreachable server, or a model it does not serve."""
+__all__ = ["PreparedRun", "execute", "open_output", "prepare", "replica_stats"]
 
 
 @dataclass
@@ -66,10 +62,11 @@ class PreparedRun:
         return self._opened()[1]
 
     def close(self) -> None:
-        """Flush the transcripts and compact the journal, if they were opened."""
+        """Flush the transcripts and compact the journal, if they are open."""
         if self._output is None:
             return
         store, journal = self._output
+        self._output = None
         try:
             store.close()
         finally:
@@ -138,65 +135,6 @@ def _fixed_script(scenario: LoadedScenario) -> bool:
     )
 
 
-async def _listing(role: str, backend: HttpBackend) -> dict[str, Any] | BackendError:
-    """What a server serves, or why it cannot be reached.
-
-    Raises:
-        RunError: the server does not serve the role's model.
-    """
-    where = redact(backend.base_url)
-    try:
-        models = await backend.get_json("/models")
-    except BackendError as exc:
-        return exc
-    served = served_models(models)
-    if backend.model not in served:
-        raise RunError(f"{where} does not serve model {backend.model!r} ({role}); it serves: {', '.join(served)}")
-    return {"base_url": where, "model": backend.model, "models": models}
-
-
-async def check_servers(roles: Roles, config: RunConfig) -> dict[str, Any]:
-    """Ask every HTTP endpoint (each replica) which models it serves; each role's model must be one of them.
-
-    A replica that cannot be reached is ejected from its pool (and probed until it answers),
-    unless none of the pool can be reached.
-
-    Raises:
-        RunError: a server (every replica of a pool) is unreachable, or does not serve the role's model.
-    """
-    servers: dict[str, Any] = {}
-    for role, backend in roles.endpoints().items():
-        replicas: tuple[HttpBackend, ...]
-        if isinstance(backend, ReplicaPool):
-            replicas = backend.backends
-        elif isinstance(backend, HttpBackend):
-            replicas = (backend,)
-        else:
-            servers[role] = {"backend": backend.name}
-            continue
-        found = await asyncio.gather(*(_listing(role, replica) for replica in replicas))
-        down = [
-            (replica, error) for replica, error in zip(replicas, found, strict=True) if isinstance(error, BackendError)
-        ]
-        if len(down) == len(replicas):
-            where = ", ".join(f"{redact(replica.base_url)} ({error.reason})" for replica, error in down)
-            raise RunError(
-                f"cannot reach {role} at {'any replica: ' if len(down) > 1 else ''}{where}; "
-                "is the server running? `convsim serve MODEL` starts one"
-            )
-        if isinstance(backend, ReplicaPool):
-            for replica, error in down:
-                backend.eject(replica, error)
-        listings = [
-            {"base_url": redact(replica.base_url), "unreachable": listing.reason}
-            if isinstance(listing, BackendError)
-            else listing
-            for replica, listing in zip(replicas, found, strict=True)
-        ]
-        servers[role] = listings[0] if len(listings) == 1 else {"model": backend.model, "replicas": listings}
-    return servers
-
-
 def adaptive_limits(config: RunConfig, roles: Roles) -> tuple[dict[str, AdaptiveLimit], list[asyncio.Task[None]]]:
     """With ``concurrency: auto``: a limit per target (scaled by its replicas), and the tasks that move each
     with its vLLM servers' queue."""
@@ -235,7 +173,7 @@ async def execute(
     kind (``conversation``, ``knowledge_check``).
     """
     config = run.config
-    servers = await check_servers(roles, config)
+    servers = await check_servers(roles)
     todo = pending(run.plan, run.store, retry_errors=config.retry_errors)
     retried: dict[str, list[Exchange]] = {}
     if config.retry_errors and any(status is Status.ERROR for status in run.store.statuses.values()):
