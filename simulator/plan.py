@@ -7,21 +7,21 @@ import itertools
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from personas import LoadedPersona
 from scenarios import Condition, LoadedScenario
 from simulator.config import TargetConfig
 
-__all__ = ["ConversationSpec", "build_plan", "conversation_id", "knowledge_checks", "replay_spec", "sample_plan"]
+__all__ = ["ConversationSpec", "build_plan", "knowledge_checks", "sample_plan"]
 
 
 @dataclass(frozen=True)
 class ConversationSpec:
-    """One conversation to hold. ``id`` is a hash of everything that defines it."""
+    """One conversation to hold. ``id`` is a hash of everything that defines it: the same inputs give
+    the same id on any machine, in any order; a replay's, of the conversation it replays."""
 
-    id: str
     kind: Literal["conversation", "knowledge_check"]
     scenario: LoadedScenario
     persona: LoadedPersona | None
@@ -33,48 +33,33 @@ class ConversationSpec:
     user_model: str | None = None
     replay: tuple[tuple[str, str | None], ...] | None = None
     """User turns (text, stage) to send as they are, whatever the replies (``convsim replay``)."""
+    replay_of: str | None = None
+    """The id of the conversation whose user turns ``replay`` holds."""
+    id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", _hash(self._defining()))
+
+    def _defining(self) -> dict[str, object]:
+        if self.replay_of is not None:
+            return {"replay_of": self.replay_of, "target": self.target.identity(), "judge": self.judge}
+        defining: dict[str, object] = {
+            "kind": self.kind,
+            "scenario": [self.scenario.scenario.id, self.scenario.sha256],
+            "persona": [self.persona.persona.id, self.persona.sha256] if self.persona else None,
+            "condition": str(self.condition),
+            "target": self.target.identity(),
+            "seed": self.seed,
+            "max_turns": self.max_turns,
+            "judge": self.judge,
+        }
+        if self.user_model is not None:  # a scripted user adds nothing, so older ids stay valid
+            defining["user_model"] = self.user_model
+        return defining
 
 
-def conversation_id(
-    kind: str,
-    scenario: LoadedScenario,
-    persona: LoadedPersona | None,
-    condition: Condition,
-    target: TargetConfig,
-    seed: int,
-    max_turns: int,
-    judge: str,
-    user_model: str | None = None,
-) -> str:
-    """A stable id: the same inputs give the same id on any machine, in any order."""
-    defining = {
-        "kind": kind,
-        "scenario": [scenario.scenario.id, scenario.sha256],
-        "persona": [persona.persona.id, persona.sha256] if persona else None,
-        "condition": str(condition),
-        "target": target.identity(),
-        "seed": seed,
-        "max_turns": max_turns,
-        "judge": judge,
-    }
-    if user_model is not None:  # a scripted user adds nothing, so older ids stay valid
-        defining["user_model"] = user_model
+def _hash(defining: dict[str, object]) -> str:
     return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _spec(
-    kind: Literal["conversation", "knowledge_check"],
-    scenario: LoadedScenario,
-    persona: LoadedPersona | None,
-    condition: Condition,
-    target: TargetConfig,
-    seed: int,
-    max_turns: int,
-    judge: str,
-    user_model: str | None = None,
-) -> ConversationSpec:
-    cid = conversation_id(kind, scenario, persona, condition, target, seed, max_turns, judge, user_model)
-    return ConversationSpec(cid, kind, scenario, persona, condition, target, seed, max_turns, judge, user_model)
 
 
 def build_plan(
@@ -102,7 +87,7 @@ def build_plan(
             else [((pinned or {})[s.persona] if s.persona else None, s.condition)]
         )
         specs += [
-            _spec("conversation", scenario, persona, condition, target, seed, max_turns, judge, user_model)
+            ConversationSpec("conversation", scenario, persona, condition, target, seed, max_turns, judge, user_model)
             for (persona, condition), seed, target in itertools.product(cases, seeds, targets)
         ]
     return specs
@@ -113,7 +98,7 @@ def knowledge_checks(
 ) -> list[ConversationSpec]:
     """One single-turn check per scenario and target: the direct question alone."""
     return [
-        _spec("knowledge_check", scenario, None, Condition.NEUTRAL, target, 0, 1, judge)
+        ConversationSpec("knowledge_check", scenario, None, Condition.NEUTRAL, target, 0, 1, judge)
         for scenario, target in itertools.product(scenarios, targets)
     ]
 
@@ -128,20 +113,3 @@ def sample_plan(plan: Sequence[ConversationSpec], n: int, seed: int) -> list[Con
     per_group = max(1, len(plan) // max(1, len(keys)))
     chosen = random.Random(seed).sample(keys, min(len(keys), max(1, n // per_group)))
     return [spec for key in chosen for spec in groups[key]]
-
-
-def replay_spec(
-    original_id: str,
-    scenario: LoadedScenario,
-    persona: LoadedPersona | None,
-    condition: Condition,
-    target: TargetConfig,
-    seed: int,
-    judge: str,
-    script: tuple[tuple[str, str | None], ...],
-) -> ConversationSpec:
-    """A stored conversation's user turns, to be sent to another target."""
-    defining = {"replay_of": original_id, "target": target.identity(), "judge": judge}
-    cid = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:20]
-    kind: Literal["conversation"] = "conversation"
-    return ConversationSpec(cid, kind, scenario, persona, condition, target, seed, len(script), judge, None, script)

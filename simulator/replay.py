@@ -8,7 +8,7 @@ from pathlib import Path
 from scenarios import Condition
 from simulator.config import RunConfig, TargetConfig
 from simulator.manifest import check_compatible, run_personas, run_scenarios
-from simulator.plan import ConversationSpec, replay_spec
+from simulator.plan import ConversationSpec
 from simulator.prepared import PreparedRun
 from simulator.roles import judge_identity
 from simulator.store import read_transcripts
@@ -31,15 +31,17 @@ def replay_plan(source: Path, targets: Sequence[TargetConfig], judge: str) -> li
         persona = personas[transcript.persona] if transcript.persona else None
         for target in targets:
             plan.append(
-                replay_spec(
-                    transcript.id,
+                ConversationSpec(
+                    "conversation",
                     scenarios[transcript.scenario],
                     persona,
                     Condition(transcript.condition),
                     target,
                     transcript.seed,
+                    len(script),
                     judge,
-                    script,
+                    replay=script,
+                    replay_of=transcript.id,
                 )
             )
     return plan

@@ -10,7 +10,7 @@ import pytest
 from personas import LoadedPersona, load_persona
 from scenarios import Condition, LoadedScenario, load_scenario
 from simulator.config import TargetConfig
-from simulator.plan import ConversationSpec, build_plan, conversation_id, knowledge_checks, sample_plan
+from simulator.plan import ConversationSpec, build_plan, knowledge_checks, sample_plan
 
 SCENARIO = """\
 id: {id}
@@ -89,13 +89,13 @@ def key(spec: ConversationSpec) -> tuple[object, ...]:
 
 
 def an_id(scenario: LoadedScenario, persona: LoadedPersona | None, **changes: object) -> str:
-    """conversation_id with defaults, any argument replaced by ``changes``."""
+    """A conversation's id with defaults, any argument replaced by ``changes``."""
     args: dict[str, object] = {
         "kind": "conversation", "scenario": scenario, "persona": persona, "condition": Condition.EMOTIONAL,
         "target": TARGETS[0], "seed": 0, "max_turns": TURNS, "judge": JUDGE,
     }  # fmt: skip
     args.update(changes)
-    return conversation_id(**args)  # type: ignore[arg-type]
+    return ConversationSpec(**args).id  # type: ignore[arg-type]
 
 
 # --- ids -----------------------------------------------------------------------------------------

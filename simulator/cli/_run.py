@@ -1,4 +1,4 @@
-"""`convsim run`: hold a batch of conversations and write labelled transcripts."""
+"""`convsim run`, `convsim replay` and `convsim merge`: hold batches of conversations, send stored user turns to other targets, join shards."""
 
 from __future__ import annotations
 
