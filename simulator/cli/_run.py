@@ -1,4 +1,4 @@
-"""`convsim run`, `convsim replay` and `convsim merge`: hold batches of conversations, send stored user turns to other targets, join shards."""
+"""`convsim run`, `replay` and `merge`: run batches, send stored user turns to other targets, join shards."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from scoring.learned import SHIPPED_MODEL, JudgeModel, LearnedJudge
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
 from simulator.serving.metrics import prometheus_sums
 from simulator.serving.vllm_server import VllmServer
+from tests.test_api import check_example, run_example
 from tests.test_faults import wait_for_text
 from tests.test_run_cli import wait_for_lines
 
@@ -250,3 +251,10 @@ def test_a_batch_rides_through_a_server_restart(vllm_server: VllmServer, tmp_pat
     assert len(transcripts) == 2 * 2 * 2 + 2  # conversations and knowledge checks
     assert all(t.status in (Status.COMPLETED, Status.MAX_TURNS) for t in transcripts), [t.error for t in transcripts]
     assert f"server {vllm_server.base_url} answers again after " in log.read_text()
+
+
+def test_the_readme_notebook_example_runs_on_vllm(
+    vllm_server: VllmServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace = run_example(vllm_server.base_url, "smollm2", tmp_path, monkeypatch)
+    check_example(namespace, tmp_path)
