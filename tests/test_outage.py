@@ -131,7 +131,8 @@ def test_past_the_budget_conversations_end_in_error_exit_1_and_retry_from_their_
         assert convsim("run", "--config", config).returncode == 0
         expected = parsed(whole_lines(reference / "transcripts.jsonl")[0])
     out = tmp_path / "run"
-    server = StubServer(faults).__enter__()
+    # slow replies, so that the conversation seen mid-way is still mid-way when the server stops
+    server = StubServer(Faults(delay_s=0.25)).__enter__()
     config = write_config(tmp_path, server, out, max_retries=0, timeout=5, concurrency=8, outage_wait=0.5, **DISTINCT)
     process = subprocess.Popen([*CONVSIM, "run", "--config", str(config)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
