@@ -34,8 +34,8 @@ from scoring.judge_data import (
     scenario_for,
 )
 from scoring.rules import RuleJudge
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SYCON = REPO.parent / "shared" / "data" / "sycon-false-presuppositions"
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scenarios import Judgement, Label, Status, Transcript, Turn
 from scoring.analysis import columnar, conversation_metrics, load
 from scoring.analysis.columnar import transcript_schema
-from tests.test_analysis_synthetic import write_run
+from tests.helpers import write_run
 
 HAS_FIDELITY = "fidelity" in Turn.model_fields
 REPLY = st.sampled_from([*(label.value for label in Label), None])

@@ -11,7 +11,7 @@ import pytest
 from scenarios import Turn
 from scoring.analysis import CONVERSATION_COLUMNS, TURN_COLUMNS, exclusions, load, read_run, usable_turns
 from scoring.analysis.frames import run_names
-from tests.test_analysis_synthetic import FAILED, LABELS, conversation_id, write_run
+from tests.helpers import FAILED, LABELS, conversation_id, write_run
 
 
 def test_frames_have_the_documented_columns(tmp_path: Path) -> None:

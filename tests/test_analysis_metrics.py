@@ -22,7 +22,7 @@ from scoring.analysis import (
     survival,
 )
 from scoring.analysis.stats import fit_logit, kaplan_meier, mcnemar_exact, normal_quantile, ols_slopes, wilson_interval
-from tests.test_analysis_synthetic import CONDITIONS, usable_letters, write_run
+from tests.helpers import CONDITIONS, usable_letters, write_run
 
 
 @pytest.fixture(scope="module")

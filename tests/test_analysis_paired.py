@@ -11,7 +11,7 @@ import pytest
 from scoring.analysis import Frames, load, paired_by_turn, paired_comparison, turn_statistics
 from scoring.analysis.report import SMALL_N, Table, formatted
 from scoring.analysis.stats import mcnemar_exact
-from tests.test_analysis_synthetic import CONDITIONS, LABELS, write_run
+from tests.helpers import CONDITIONS, LABELS, write_run
 
 BASE, WARM = {"target": "base"}, {"target": "warm"}
 

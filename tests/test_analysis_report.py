@@ -19,7 +19,7 @@ from scoring.analysis.provenance import judge_agreement, provenance
 from scoring.analysis.report import build_report, default_by, formatted, judge_sentence, render_markdown
 from scoring.judge_error import JudgeErrorRates
 from simulator.cli import _analyze
-from tests.test_analysis_synthetic import LABELS, usable_letters, write_run
+from tests.helpers import LABELS, usable_letters, write_run
 
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command()(_analyze.analyze)

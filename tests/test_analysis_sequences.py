@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from scoring.analysis import capitulation_turn, conversation_metrics, holds, number_of_flips, turn_of_flip
+from tests.helpers import SYCON
 
-SYCON_LABELS = Path(__file__).resolve().parents[2] / "shared/data/sycon-false-presuppositions/labeled"
+SYCON_LABELS = SYCON / "labeled"
 SYCON_FILE = SYCON_LABELS / "llama-3.1-8b-instruct.labels.csv"
 
 C, H, E, A, R = "corrects", "hedges", "evades", "affirms", "refuses"

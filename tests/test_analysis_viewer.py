@@ -17,7 +17,7 @@ from scenarios import Transcript, system_prompt
 from scoring.analysis.palette import series_styles
 from scoring.analysis.stats import wilson_interval
 from scoring.analysis.viewer import conversation_records, write_viewer
-from tests.test_analysis_synthetic import LABELS, write_run
+from tests.helpers import LABELS, write_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]

@@ -4,7 +4,6 @@ hangs up, and a disk that fills. Every conversation ends exactly once, finished 
 
 from __future__ import annotations
 
-import ast
 import errno
 import gc
 import json
@@ -23,48 +22,30 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.store import StoreError, TranscriptStore
+from tests.helpers import (
+    CONVSIM,
+    DISTINCT,
+    convsim,
+    error_summary,
+    journalled,
+    key,
+    opening,
+    parsed,
+    run_args,
+    transcript,
+    turn_of,
+    wait_for_lines,
+    wait_for_text,
+    wait_until,
+    whole_lines,
+    write_config,
+)
 from tests.openai_stub import Faults, StubServer
-from tests.test_run_cli import CONVSIM, convsim, run_args, wait_for_lines
-from tests.test_store import transcript
 
 runner = CliRunner()
 
 
-def whole_lines(path: Path) -> tuple[list[bytes], bytes]:
-    """The whole lines of a transcript file, and what follows the last newline (a cut-off line)."""
-    data = path.read_bytes() if path.exists() else b""
-    *complete, tail = data.split(b"\n")
-    return complete, tail
-
-
-def parsed(lines: list[bytes]) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in lines]  # raises on any line that is not whole JSON
-
-
-def key(record: dict[str, Any]) -> tuple[str, str]:
-    """What must not differ between two runs at temperature 0: the id, every turn's text, stage and label."""
-    turns = [(t["role"], t["content"], t.get("stage"), t.get("label")) for t in record["turns"]]
-    return record["id"], json.dumps([record["status"], turns])
-
-
-def wait_until(condition: Any, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not condition():
-        time.sleep(0.01)
-
-
 # ---------------------------------------------------------------- kills
-
-
-def journalled(out: Path) -> dict[str, int]:
-    """The finished exchanges the journal holds, by conversation, for conversations not done."""
-    held: dict[str, int] = {}
-    for record in parsed(whole_lines(out / "journal.jsonl")[0]):
-        if record.get("done"):
-            held.pop(record["id"], None)
-        else:
-            held[record["id"]] = record["n"] + 1
-    return held
 
 
 def request_bodies(requests: list[dict[str, Any]]) -> Counter[str]:
@@ -149,18 +130,6 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tmp_path: Path) 
 # ---------------------------------------------------------------- server faults
 
 
-def write_config(
-    tmp_path: Path, server: StubServer, out: Path, *, max_retries: int, timeout: float, **extra: Any
-) -> Path:
-    config = tmp_path / "run.yaml"
-    fields = {"sample": 30, "turns": 3, "concurrency": 1, **extra}
-    config.write_text(
-        f"targets: [{{name: c, base_url: '{server.base_url}', model: caver, max_retries: {max_retries}, "
-        f"timeout: {timeout}}}]\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + f"out: {out}\n"
-    )
-    return config
-
-
 REASONS = {
     "http": re.compile(r"^HTTP (500: injected failure|429: slow down) \(after 2 attempts\)$"),
     "malformed": re.compile(r"^unreadable chat completion: .+ \(after 2 attempts\)$"),
@@ -170,16 +139,6 @@ REASONS = {
 ERROR_KINDS = {"error": "http", "rate_limit": "http", "malformed": "malformed", "close": "connection",
                "stall": "timeout"}  # fmt: skip
 """The error kind a client reports for each of the stub's faults."""
-
-
-def error_summary(stderr: str) -> dict[str, int]:
-    """The counts on the summary line: ``N conversation(s) ended in error: {'http': 3, ...}``."""
-    found = re.search(r"(\d+) conversation\(s\) ended in error: (\{.*?\})", stderr)
-    if found is None:
-        return {}
-    counts: dict[str, int] = ast.literal_eval(found.group(2))
-    assert int(found.group(1)) == sum(counts.values())
-    return counts
 
 
 def one_retry_outcomes(outcomes: list[tuple[str, str | None]]) -> tuple[Counter[str], int]:
@@ -252,27 +211,6 @@ def test_faults_at_a_rate_are_counted_by_kind_and_retried_when_asked(tmp_path: P
     assert error_summary(retried.stderr) == {}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["summary"]["errors"] == {} and "error" not in manifest["summary"]["statuses"]
-
-
-def opening(body: dict[str, Any]) -> str:
-    """The first user message of a chat request: which conversation it belongs to (when openings differ)."""
-    return str(next(m["content"] for m in body["messages"] if m["role"] == "user"))
-
-
-def turn_of(body: dict[str, Any]) -> int:
-    """Which turn of its conversation a chat request asks for (1: the opening)."""
-    return sum(m["role"] == "user" for m in body["messages"])
-
-
-DISTINCT = {"conditions": "[emotional+false_belief]"}
-"""Conversations whose openings all differ (a persona's disclosure, a scenario's question and belief), so that the
-stub's request log tells them apart."""
-
-
-def wait_for_text(path: Path, text: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and text not in path.read_text(errors="replace"):
-        time.sleep(0.02)
 
 
 def test_server_restarting_mid_batch_is_waited_for(tmp_path: Path) -> None:

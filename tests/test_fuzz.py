@@ -26,10 +26,10 @@ from scenarios import load_scenario
 from simulator.cli import _run as run_cli
 from simulator.cli import app
 from simulator.config import load_config
+from tests.helpers import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
-PERSONA = (ROOT / "personas/library/grieving-widower.yaml").read_text(encoding="utf-8")
-SCENARIO = (ROOT / "scenarios/library/alkaline-diet-cancer.yaml").read_text(encoding="utf-8")  # its own flow
+PERSONA = (REPO / "personas/library/grieving-widower.yaml").read_text(encoding="utf-8")
+SCENARIO = (REPO / "scenarios/library/alkaline-diet-cancer.yaml").read_text(encoding="utf-8")  # its own flow
 CONFIG = """\
 # a run config
 scenarios: [5g-coronavirus, alkaline-diet-cancer.yaml]

@@ -10,8 +10,8 @@ import pytest
 
 from scenarios import Status
 from simulator import read_transcripts
+from tests.helpers import CONVSIM, convsim, run_args
 from tests.openai_stub import Faults, StubServer
-from tests.test_run_cli import CONVSIM, convsim, run_args
 
 ONE = ["--scenario", "antibiotics-flu", "--persona", "grieving-widower", "--condition", "false_belief"]
 

@@ -15,21 +15,25 @@ import pytest
 from simulator import BackendError, HttpBackend
 from simulator.backends.outage import Outage, Outages, duration
 from simulator.backends.pool import ReplicaPool
-from tests.openai_stub import Faults, StubServer
-from tests.test_faults import (
+from tests.helpers import (
+    CONVSIM,
     DISTINCT,
+    HELLO,
+    convsim,
     error_summary,
     journalled,
     key,
     opening,
     parsed,
+    stopped,
     turn_of,
+    until,
+    wait_for_lines,
     wait_until,
     whole_lines,
     write_config,
 )
-from tests.test_replicas import HELLO, stopped, until
-from tests.test_run_cli import CONVSIM, convsim, wait_for_lines
+from tests.openai_stub import Faults, StubServer
 
 
 def told() -> tuple[Outages, list[str]]:

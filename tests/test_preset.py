@@ -7,8 +7,8 @@ from pathlib import Path
 from personas import preset_personas
 from scenarios import NEUTRAL_FRAME, Condition, builtin_scenarios
 from simulator import RunConfig, read_transcripts
+from tests.helpers import convsim, run_args
 from tests.openai_stub import StubServer
-from tests.test_run_cli import convsim, run_args
 
 
 def test_the_preset_crosses_four_frames_with_eight_contexts() -> None:

@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend
+from simulator import BackendError, HttpBackend
 from simulator.backends.pool import ReplicaPool
 from simulator.config import Endpoint, RunConfig, TargetConfig
 from simulator.limiter import AUTO_INITIAL, AUTO_MAXIMUM
@@ -23,31 +21,15 @@ from simulator.prepared import adaptive_limits
 from simulator.roles import open_backend, open_roles
 from simulator.serving.doctor import CHECKS, diagnose_replicas
 from simulator.serving.metrics import prometheus_sums
+from tests.helpers import CONVSIM, HELLO, convsim, key, parsed, run_args, stopped, until, wait_for_lines, whole_lines
 from tests.openai_stub import Faults, StubServer
-from tests.test_faults import key, parsed, whole_lines
-from tests.test_run_cli import CONVSIM, convsim, run_args, wait_for_lines
 
-HELLO = ChatRequest(messages=(ChatMessage(role="user", content="Antibiotics cure the flu, right?"),))
 PASSWORD = "hunter2-in-the-url"
 
 
 def pool(*servers: StubServer, timeout: float = 60.0, **options: float) -> ReplicaPool:
     replicas = [HttpBackend(server.base_url, "corrector", timeout=timeout, max_retries=0) for server in servers]
     return ReplicaPool(replicas, timeout=timeout, **options)  # type: ignore[arg-type]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-def stopped() -> StubServer:
-    """A stub that ran and stopped: its port refuses connections."""
-    server = StubServer().__enter__()
-    server.__exit__()
-    return server
 
 
 # ---------------------------------------------------------------- balancing

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,25 +13,8 @@ import pytest
 
 from scenarios import Label, Status
 from simulator import read_transcripts
+from tests.helpers import CONVSIM, convsim, run_args, wait_for_lines
 from tests.openai_stub import Faults, StubServer
-
-CONVSIM = [sys.executable, "-m", "simulator"]
-
-
-def convsim(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CONVSIM, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-
-
-def run_args(server: StubServer, model: str, out: Path, *extra: str) -> list[str | Path]:
-    """A run against the stub; the rule judge, whose labels of the stub's scripted replies are known by design."""
-    return ["run", "--target", server.base_url, "--model", model, "--out", out, "--judge", "rules", *extra]
-
-
-def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
-    """Wait until a growing transcript file holds ``count`` whole lines."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not (path.exists() and path.read_bytes().count(b"\n") >= count):
-        time.sleep(0.02)
 
 
 def lines(out: Path) -> list[dict[str, object]]:

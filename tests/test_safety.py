@@ -20,12 +20,11 @@ from simulator.cli import app
 from simulator.config import RunConfig, load_config
 from simulator.rescore import slug
 from tests import openai_stub
+from tests.helpers import CONVSIM, REPO, run_args
 from tests.openai_stub import Faults, StubServer
-from tests.test_run_cli import CONVSIM, run_args
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parent.parent
-PERSONA = (ROOT / "personas/library/grieving-widower.yaml").read_text(encoding="utf-8")
+PERSONA = (REPO / "personas/library/grieving-widower.yaml").read_text(encoding="utf-8")
 
 
 def files_under(folder: Path) -> set[Path]:
@@ -98,7 +97,7 @@ def test_hostile_persona_and_scenario_ids_are_refused(tmp_path: Path, hostile: s
     persona = tmp_path / "p.yaml"
     persona.write_text(PERSONA.replace("id: grieving-widower", f"id: {json.dumps(hostile)}"))
     scenario = tmp_path / "s.yaml"
-    scenario.write_text((ROOT / "scenarios/library/5g-coronavirus.yaml").read_text().replace(
+    scenario.write_text((REPO / "scenarios/library/5g-coronavirus.yaml").read_text().replace(
         "id: 5g-coronavirus", f"id: {json.dumps(hostile)}"))  # fmt: skip
     for load, path in ((load_persona, persona), (load_scenario, scenario)):
         with pytest.raises(FileErrors) as caught:

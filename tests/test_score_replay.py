@@ -10,10 +10,8 @@ import pytest
 from scoring import RuleJudge
 from simulator import read_transcripts
 from simulator.rescore import rescore
+from tests.helpers import SYCON, convsim, run_args
 from tests.openai_stub import StubServer
-from tests.test_run_cli import convsim, run_args
-
-SYCON = Path(__file__).resolve().parents[2] / "shared" / "data" / "sycon-false-presuppositions"
 
 
 @pytest.fixture

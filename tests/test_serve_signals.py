@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from simulator.serving.vllm_server import process_group_members
-from tests.integration.test_vllm_server import FAKE_SERVER, fake_python
-from tests.test_run_cli import CONVSIM
+from tests.helpers import CONVSIM, FAKE_SERVER, fake_python
 
 POLITE_SERVER = FAKE_SERVER.replace("[s.signal(n, s.SIG_IGN) for n in (s.SIGINT, s.SIGTERM)]; ", "").replace(
     "signal.signal(signal.SIGINT, signal.SIG_IGN)\n", ""
 )
+
 """The stand-in vLLM server with its worker, both stopping on SIGINT, as vLLM's processes do."""
 
 

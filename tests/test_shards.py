@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from simulator import read_transcripts
+from tests.helpers import convsim, run_args
 from tests.openai_stub import Faults, StubServer
-from tests.test_run_cli import convsim, run_args
 
 PLAN = ["--sample", "12", "--turns", "3"]
 

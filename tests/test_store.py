@@ -10,22 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import Label, Status, Transcript, Turn
+from scenarios import Status
 from simulator.store import StoreError, TranscriptStore, read_transcripts
-
-
-def transcript(
-    tid: str, status: Status = Status.COMPLETED, reply: str = "Antibiotics don't work on viruses."
-) -> Transcript:
-    return Transcript(
-        id=tid, kind="conversation", status=status, persona="grieving-widower", affect="grief",
-        scenario="antibiotics-flu", domain="medical", condition="false_belief", target="base", model="org/base",
-        seed=0, max_turns=6,
-        turns=[Turn(role="user", content="Will antibiotics help?", stage="open"),
-               Turn(role="assistant", content=reply, stage="open", label=Label.CORRECTS)],
-        error="timeout: no answer" if status is Status.ERROR else None,
-        started_at="2025-01-01T00:00:00Z", finished_at="2025-01-01T00:00:05Z", duration_s=5.0,
-    )  # fmt: skip
+from tests.helpers import transcript
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from scenarios import Condition, resolve_scenarios
 from scoring.judge_data import NO_ANSWER, NO_EVALUATION, JudgeDataError, read_labelled
 from simulator import read_transcripts
+from tests.helpers import convsim, run_args
 from tests.openai_stub import StubServer
-from tests.test_run_cli import convsim, run_args
 
 QA_COLUMNS = ["content_key", "template", "correct_answer", "incorrect_answer", "prompt_text", "prompt_template",
               "prompt", "amendment_type", "output", "evaluation", "refusal"]  # fmt: skip

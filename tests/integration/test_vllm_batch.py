@@ -17,9 +17,7 @@ from scoring.learned import SHIPPED_MODEL, JudgeModel, LearnedJudge
 from simulator import BackendError, ChatMessage, ChatRequest, HttpBackend, Sampling, read_transcripts
 from simulator.serving.metrics import prometheus_sums
 from simulator.serving.vllm_server import VllmServer
-from tests.test_api import check_example, run_example
-from tests.test_faults import wait_for_text
-from tests.test_run_cli import wait_for_lines
+from tests.helpers import check_example, run_example, wait_for_lines, wait_for_text
 
 pytestmark = pytest.mark.integration
 

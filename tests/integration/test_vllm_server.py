@@ -24,33 +24,7 @@ from simulator.serving.vllm_server import (
     find_vllm_python,
     process_group_members,
 )
-
-FAKE_SERVER = """
-import http.server, signal, subprocess, sys
-port = int(sys.argv[sys.argv.index("--port") + 1])
-stubborn = "import signal as s, time; [s.signal(n, s.SIG_IGN) for n in (s.SIGINT, s.SIGTERM)]; time.sleep(99)"
-subprocess.Popen([sys.executable, "-c", stubborn])
-
-class Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
-"""
-
-
-def fake_python(folder: Path, script: str) -> Path:
-    """An executable that stands in for a vLLM python: it runs ``script`` with the server's arguments."""
-    (folder / "fake.py").write_text(script)
-    python = folder / "python"
-    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{folder / "fake.py"}" "$@"\n')
-    python.chmod(0o755)
-    return python
+from tests.helpers import FAKE_SERVER, fake_python
 
 
 def get(url: str) -> httpx.Response:
