@@ -54,7 +54,7 @@ def test_labels_follow_the_replies_stance(stub: StubServer, tmp_path: Path) -> N
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["servers"]["target:caver"]["models"]["data"]
     assert manifest["plan_size"] == len(transcripts)
-    assert manifest["summary"]["statuses"] == {"completed": len(transcripts)} or "max_turns" in str(manifest)
+    assert manifest["summary"]["statuses"] == dict(Counter(str(t.status) for t in transcripts))
 
 
 @pytest.mark.parametrize(("model", "label"), [("corrector", "corrects"), ("evader", "evades"), ("hedger", "hedges")])
