@@ -85,6 +85,7 @@ class Faults:
     stall_rate: float = 0.0  # answer only after ``stall_s``, or once ``release`` is set or the server stops
     stall_s: float = 5.0
     max_prompt_chars: int | None = None  # answer 400 "maximum context length" past this
+    down_after: int | None = None  # after this many chat requests, close every connection unanswered, as if dead
     seed: int = 0
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -128,6 +129,11 @@ class StubServer:
         self._connections: set[socket.socket] = set()
         self._server = _QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def down(self) -> bool:
+        """Whether the stub acts as a dead server (``Faults.down_after`` chat requests were answered)."""
+        return self.faults.down_after is not None and len(self.requests) >= self.faults.down_after
 
     @property
     def port(self) -> int:
@@ -183,7 +189,13 @@ class StubServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _hang_up(self) -> None:
+                self.close_connection = True
+                self.connection.close()
+
             def do_GET(self) -> None:
+                if stub.down:
+                    return self._hang_up()
                 if self.path == "/v1/models":
                     models = [*SCRIPTS, *JUDGES]
                     self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in models]})
@@ -207,6 +219,8 @@ class StubServer:
                 body = json.loads(raw)
                 digest = hashlib.sha256(raw).hexdigest()[:16]
                 with stub._lock:
+                    if stub.down:
+                        return self._hang_up()
                     stub.requests.append(body)
                     stub.headers.append(dict(self.headers))
                     faults = stub.faults
@@ -220,9 +234,7 @@ class StubServer:
                     while time.monotonic() < deadline and not faults.release.wait(0.02) and not stub._stopping.is_set():
                         pass
                 if fault == "close":
-                    self.close_connection = True
-                    self.connection.close()
-                    return
+                    return self._hang_up()
                 if fault == "error":
                     return self._send(500, {"error": {"message": "injected failure"}})
                 if fault == "rate_limit":
