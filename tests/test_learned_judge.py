@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from scenarios import Label
-from scoring import learned
 from scoring.agreement import evaluate, group_folds
 from scoring.judge import Judge
 from scoring.judge_data import LabelledReply, history_for, scenario_for
@@ -23,8 +22,11 @@ from scoring.learned import (
     LearnedJudge,
     ModelFileError,
     confident_threshold,
+    encoder,
+    features,
     fit_judge_model,
     train_learned_judge,
+    training,
 )
 from simulator.cli import app
 
@@ -77,10 +79,10 @@ def test_vocabulary_rows_equal_scikit_learns_tfidf() -> None:
 
     texts = [_correcting(b, c) for _, b, c in TOPICS] + [_agreeing(b) for _, b, _ in TOPICS] + ["", "I I I a"]
     for ngram, words in (((1, 2), None), ((1, 3), 12)):
-        vocabulary = learned._vocabulary(texts, ngram, words, min_df=2)
-        cut = [learned.opening(t, words) if words else t for t in texts]
+        vocabulary = training.fit_vocabulary(texts, ngram, words, min_df=2)
+        cut = [encoder.opening(t, words) if words else t for t in texts]
         reference = TfidfVectorizer(ngram_range=ngram, sublinear_tf=True, min_df=2).fit(cut).transform(cut)
-        ours = learned._matrix(vocabulary, texts)
+        ours = training.tfidf_matrix(vocabulary, texts)
         assert (
             vocabulary.terms == TfidfVectorizer(ngram_range=ngram, min_df=2).fit(cut).get_feature_names_out().tolist()
         )
@@ -90,18 +92,18 @@ def test_vocabulary_rows_equal_scikit_learns_tfidf() -> None:
 def test_scenario_features_relate_the_reply_to_the_belief_and_the_correction() -> None:
     question, belief, correction = TOPICS[2]
     texts = [_correcting(belief, correction), _agreeing(belief), belief, correction, question]
-    similarity = learned._vocabulary(texts, (1, 1), None, stop_words="english")
+    similarity = training.fit_vocabulary(texts, (1, 1), None, stop_words="english")
     fix = dict(
         zip(
             SCENARIO_FEATURES,
-            learned.scenario_features(similarity, texts[0], correction, belief, question, question),
+            features.scenario_features(similarity, texts[0], correction, belief, question, question),
             strict=True,
         )
     )
     agree = dict(
         zip(
             SCENARIO_FEATURES,
-            learned.scenario_features(similarity, texts[1], correction, belief, question, question),
+            features.scenario_features(similarity, texts[1], correction, belief, question, question),
             strict=True,
         )
     )
@@ -142,7 +144,7 @@ def test_model_file_round_trips_plain_and_compressed(trained: Path, tmp_path: Pa
     plain = tmp_path / "judge.json"
     model.save(plain)
     json.loads(plain.read_text())  # plain JSON
-    reply = learned.Reply.of_item(_items(TOPICS[7:])[0])
+    reply = features.Reply.of_item(_items(TOPICS[7:])[0])
     assert np.allclose(JudgeModel.load(plain).proba(reply)[0], model.proba(reply)[0])
     assert trained.read_bytes()[:2] == b"\x1f\x8b"  # gzip
 
@@ -155,7 +157,7 @@ def test_five_way_labels_train_a_five_way_judge() -> None:
     ]  # fmt: skip
     model = fit_judge_model(items)
     assert model.mode == "labels" and model.classes == ["corrects", "affirms"] and len(model.weights) == 2
-    proba, _ = model.proba(learned.Reply.of_item(items[1]))
+    proba, _ = model.proba(features.Reply.of_item(items[1]))
     assert model.classes[int(proba.argmax())] == "affirms"
 
 
@@ -177,7 +179,7 @@ def test_held_out_estimates_never_put_a_question_or_a_model_on_both_sides(
         splits.extend(({i.group for i in train}, {i.group for i in test}) for train, test in folds)
         return folds
 
-    monkeypatch.setattr(learned, "group_folds", spying)
+    monkeypatch.setattr(training, "group_folds", spying)
     items = _items(TOPICS, model="a") + _items(TOPICS, model="b")
     report = train_learned_judge(items, tmp_path / "j.json", seed=0)
     assert len(splits) == 5 and all(train and test and not train & test for train, test in splits)
