@@ -18,19 +18,18 @@ paper's rows without an evaluation).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from personas import FileError
 from scenarios import REPLY_LABELS, Correction, Domain, Flow, Label, LoadedScenario, Scenario, Stage, StageKind, Turn
-from scenarios.importers import DatasetError, read_csv, require_columns, warm_paper_columns
+from scenarios.importers import DatasetError, read_csv, readers, require_columns, warm_paper_columns
 
 __all__ = [
     "NO_ANSWER",
@@ -38,7 +37,6 @@ __all__ = [
     "NULL_LABEL",
     "SYCON_DIR_NAME",
     "SYCON_FILL_IN",
-    "JudgeDataError",
     "LabelledData",
     "LabelledReply",
     "history_for",
@@ -67,16 +65,6 @@ _SYCON_TURNS = 5
 _TRUE = frozenset({"1", "true", "yes"})
 _FALSE = frozenset({"0", "false", "no"})
 _PLACEHOLDER = "[earlier turn not recorded]"
-
-
-class JudgeDataError(Exception):
-    """A labelled-reply file is missing or wrong; ``str()`` gives ``file:line: what is wrong``."""
-
-    def __init__(self, path: str | Path, line: int, message: str) -> None:
-        self.path = str(path)
-        self.line = line
-        self.message = message
-        super().__init__(f"{self.path}:{line}: {message}")
 
 
 class LabelledReply(BaseModel):
@@ -199,47 +187,31 @@ def _error_text(exc: ValidationError) -> str:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise JudgeDataError(path, 0, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JudgeDataError(path, 0, f"cannot read: {exc}") from None
+    return readers.read_dataset(path).splitlines()
 
 
-def _read_csv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
-    """Rows of a CSV file with the given header, each with the line it starts on."""
-    try:
-        handle = path.open(encoding="utf-8", newline="")
-    except FileNotFoundError:
-        raise JudgeDataError(path, 0, "no such file") from None
-    except OSError as exc:
-        raise JudgeDataError(path, 0, f"cannot read: {exc}") from None
-    rows: list[tuple[int, list[str]]] = []
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            first = next(reader, None)
-            if first is None or [c.strip().lstrip("\ufeff") for c in first] != header:
-                raise JudgeDataError(path, 1, f"expected the header {','.join(header)}, found {first}")
-            line = reader.line_num + 1
-            for row in reader:
-                if len(row) != len(header):
-                    raise JudgeDataError(path, line, f"expected {len(header)} columns, found {len(row)}")
-                rows.append((line, row))
-                line = reader.line_num + 1
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise JudgeDataError(path, reader.line_num, f"bad CSV: {exc}") from None
-    return rows
+def _read_table(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
+    """Rows of a CSV file with exactly the given header, each with the line it starts on.
+
+    Raises:
+        DatasetError: the file is missing, malformed, or has another header.
+    """
+    found, rows = read_csv(path)
+    if found != header:
+        raise DatasetError([readers.row_error(path, 1, f"expected the header {','.join(header)}, found {found}")])
+    return [(line, [row[name] for name in header]) for line, row in rows]
 
 
 def _sycon_stems(labelled: Path, models: Sequence[str]) -> list[str]:
     stems = sorted(p.name.removesuffix(".labels.csv") for p in labelled.glob("*.labels.csv"))
     if not stems:
-        raise JudgeDataError(labelled, 0, "no *.labels.csv file")
+        raise DatasetError([readers.row_error(labelled, 1, "no *.labels.csv file")])
     unknown = [m for m in models if m not in stems]
     if unknown:
-        raise JudgeDataError(labelled, 0, f"no labelled model {unknown[0]!r}; there are: {', '.join(stems)}")
+        there = ", ".join(stems)
+        raise DatasetError(
+            [readers.row_error(labelled, 1, f"no labelled model {m!r}; there are: {there}") for m in unknown]
+        )
     return list(models) or stems
 
 
@@ -259,17 +231,17 @@ def read_sycon_labelled(data_dir: Path, models: Sequence[str] = ()) -> LabelledD
         models: which labelled models, e.g. ``["llama-3.1-8b-instruct"]``; by default every one.
 
     Raises:
-        JudgeDataError: a file is missing, or a row or label is wrong.
+        DatasetError: a file is missing, or rows or labels are wrong (every one of a model's files).
     """
     labelled = data_dir / "labeled"
     if not labelled.is_dir():
-        raise JudgeDataError(labelled, 0, "no such folder")
+        raise DatasetError([readers.row_error(labelled, 1, "no such folder")])
     stems = _sycon_stems(labelled, models)
     beliefs = _read_lines(data_dir / "presuppositions.txt")
     corrections = _read_lines(data_dir / "corrections.txt")
     pushbacks: list[tuple[int, list[str]]] = []
     if (data_dir / "push_back.csv").exists():
-        pushbacks = _read_csv(data_dir / "push_back.csv", ["Question"] + [f"Pushback_{i}" for i in range(1, 5)])
+        pushbacks = _read_table(data_dir / "push_back.csv", ["Question"] + [f"Pushback_{i}" for i in range(1, 5)])
     items: list[LabelledReply] = []
     fill_ins = 0
     for stem in stems:
@@ -292,20 +264,26 @@ def _read_sycon_model(
     columns = [f"Response_{i}" for i in range(1, _SYCON_TURNS + 1)]
     responses_path = labelled / f"{stem}.responses.csv"
     labels_path = labelled / f"{stem}.labels.csv"
-    responses = _read_csv(responses_path, ["Question", *columns])
-    labels = _read_csv(labels_path, ["Row", *columns])
+    responses = _read_table(responses_path, ["Question", *columns])
+    labels = _read_table(labels_path, ["Row", *columns])
+    errors: list[FileError] = []
     if len(labels) != len(responses):
-        raise JudgeDataError(labels_path, 0, f"{len(labels)} label rows for {len(responses)} response rows")
+        errors.append(readers.row_error(labels_path, 1, f"{len(labels)} label rows for {len(responses)} response rows"))
     for path, lines in ((data_dir / "presuppositions.txt", beliefs), (data_dir / "corrections.txt", corrections)):
         if len(lines) < len(responses):
-            raise JudgeDataError(path, len(lines), f"{len(lines)} lines for {len(responses)} questions")
+            errors.append(
+                readers.row_error(path, max(1, len(lines)), f"{len(lines)} lines for {len(responses)} questions")
+            )
+    if errors:
+        raise DatasetError(errors)
 
     items: list[LabelledReply] = []
     fill_ins = 0
     for index, ((r_line, response_row), (l_line, label_row)) in enumerate(zip(responses, labels, strict=True)):
         item_no = index + 1
         if label_row[0].strip() != str(item_no):
-            raise JudgeDataError(labels_path, l_line, f"expected Row {item_no}, found {label_row[0]!r}")
+            errors.append(readers.row_error(labels_path, l_line, f"expected Row {item_no}, found {label_row[0]!r}"))
+            continue
         question = response_row[0].strip()
         replies = response_row[1:]
         pushback = [p.strip() for p in pushbacks[index][1][1:]] if index < len(pushbacks) else None
@@ -316,7 +294,8 @@ def _read_sycon_model(
                 if label is not None:
                     raise ValueError(f"expected 1 or 0, found {raw!r}")
             except ValueError as exc:
-                raise JudgeDataError(labels_path, l_line, f"Response_{turn}: {exc}") from None
+                errors.append(readers.row_error(labels_path, l_line, f"Response_{turn}: {exc}"))
+                binary = False
             binaries.append(binary)
         judged = binaries.index(False) + 1 if False in binaries else len(binaries)
         fill_ins += len(binaries) - judged
@@ -340,8 +319,11 @@ def _read_sycon_model(
                     source=f"{responses_path}:{r_line}",
                 )
             except ValidationError as exc:
-                raise JudgeDataError(responses_path, r_line, f"item {item_no}: {_error_text(exc)}") from None
+                errors.append(readers.row_error(responses_path, r_line, f"item {item_no}: {_error_text(exc)}"))
+                continue
             items.append(item)
+    if errors:
+        raise DatasetError(errors)
     return items, fill_ins
 
 
@@ -358,35 +340,32 @@ def read_jsonl(path: Path) -> LabelledData:
     label is null is skipped and counted in ``left_out``; blank lines are skipped.
 
     Raises:
-        JudgeDataError: the file is missing, or a line is not valid.
+        DatasetError: the file is missing, or lines are not valid (every one of them).
     """
     items: list[LabelledReply] = []
+    errors: list[FileError] = []
     unlabelled = 0
-    for number, text in enumerate(_read_lines(path), start=1):
-        if not text.strip():
-            continue
-        try:
-            data: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise JudgeDataError(path, number, f"not JSON: {exc.msg}") from None
-        if not isinstance(data, dict):
-            raise JudgeDataError(path, number, "expected a JSON object")
+    for number, data in readers.read_jsonl(path):
         if "label" not in data:
-            raise JudgeDataError(path, number, "missing field 'label'")
+            errors.append(readers.row_error(path, number, "missing field 'label'"))
+            continue
         if data["label"] is None:
             unlabelled += 1
             continue
         try:
             label, binary = parse_label(data["label"])
         except ValueError as exc:
-            raise JudgeDataError(path, number, str(exc)) from None
+            errors.append(readers.row_error(path, number, str(exc)))
+            continue
         fields = {key: value for key, value in data.items() if key in _JSONL_FIELDS}
         try:
             items.append(
                 LabelledReply.model_validate({**fields, "label": label, "binary": binary, "source": f"{path}:{number}"})
             )
         except ValidationError as exc:
-            raise JudgeDataError(path, number, _error_text(exc)) from None
+            errors.append(readers.row_error(path, number, _error_text(exc)))
+    if errors:
+        raise DatasetError(errors)
     return LabelledData(items=items, left_out={NULL_LABEL: unlabelled} if unlabelled else {}, source=str(path))
 
 
@@ -403,15 +382,12 @@ def read_warm_paper(path: Path) -> LabelledData:
     (``llama_70b/warm``).
 
     Raises:
-        JudgeDataError: the file is missing, not one of the paper's, or a row is wrong.
+        DatasetError: the file is missing or not one of the paper's, or rows are wrong (every one of them).
     """
-    try:
-        header, rows = read_csv(path)
-        require_columns(path, header, ("output", "evaluation"))
-        columns = warm_paper_columns(path, header)
-    except DatasetError as exc:
-        first = exc.errors[0]
-        raise JudgeDataError(path, first.line, first.message) from None
+    header, rows = read_csv(path)
+    require_columns(path, header, ("output", "evaluation"))
+    columns = warm_paper_columns(path, header)
+    errors: list[FileError] = []
     items: list[LabelledReply] = []
     left_out: Counter[str] = Counter()
     for line, row in rows:
@@ -423,7 +399,10 @@ def read_warm_paper(path: Path) -> LabelledData:
             left_out[NO_ANSWER] += 1
             continue
         if evaluation not in _WARM_PAPER_LABELS:
-            raise JudgeDataError(path, line, f"evaluation {evaluation!r}: expected CORRECT, INCORRECT or empty")
+            errors.append(
+                readers.row_error(path, line, f"evaluation {evaluation!r}: expected CORRECT, INCORRECT or empty")
+            )
+            continue
         truth, belief = columns.statements(row)
         try:
             items.append(
@@ -438,7 +417,9 @@ def read_warm_paper(path: Path) -> LabelledData:
                 )
             )
         except ValidationError as exc:
-            raise JudgeDataError(path, line, _error_text(exc)) from None
+            errors.append(readers.row_error(path, line, _error_text(exc)))
+    if errors:
+        raise DatasetError(errors)
     return LabelledData(items=items, left_out=dict(left_out), source=str(path))
 
 
@@ -453,20 +434,22 @@ def read_labelled(path: Path, models: Sequence[str] = ()) -> LabelledData:
         models: with a SYCON folder, only these labelled models.
 
     Raises:
-        JudgeDataError: the source is missing or wrong (``file:line: what is wrong``).
+        DatasetError: the source is missing or wrong (``file:line:column: what is wrong``, every problem).
     """
     if path.is_dir():
         root = path.parent if path.name == "labeled" and not (path / "labeled").is_dir() else path
         if not (root / "labeled").is_dir():
-            raise JudgeDataError(path, 0, "not SYCON-Bench's folder (no labeled/ in it); give it or a JSONL file")
+            message = "not SYCON-Bench's folder (no labeled/ in it); give it or a JSONL file"
+            raise DatasetError([readers.row_error(path, 1, message)])
         return read_sycon_labelled(root, models)
     for suffix in (".labels.csv", ".responses.csv"):
         if path.name.endswith(suffix) and path.parent.name == "labeled":
             if models:
-                raise JudgeDataError(path, 0, "names one model already; leave out --model-stem")
+                raise DatasetError([readers.row_error(path, 1, "names one model already; leave out --model-stem")])
             return read_sycon_labelled(path.parent.parent, [path.name.removesuffix(suffix)])
     if models:
-        raise JudgeDataError(path, 0, "--model-stem applies to SYCON-Bench's folder, not a JSONL or CSV file")
+        message = "--model-stem applies to SYCON-Bench's folder, not a JSONL or CSV file"
+        raise DatasetError([readers.row_error(path, 1, message)])
     return read_warm_paper(path) if path.suffix.lower() == ".csv" else read_jsonl(path)
 
 

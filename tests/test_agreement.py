@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scenarios import Judgement, Label, LoadedScenario, Turn
+from scenarios.importers import DatasetError
 from scoring.agreement import (
     Agreement,
     cohen_kappa,
@@ -24,7 +25,6 @@ from scoring.judge import JudgeError
 from scoring.judge_data import (
     NULL_LABEL,
     SYCON_FILL_IN,
-    JudgeDataError,
     LabelledReply,
     history_for,
     parse_label,
@@ -282,7 +282,7 @@ def test_read_sycon_labelled_joins_replies_labels_beliefs_and_history(tmp_path: 
     assert {i.group for i in items} == {"sycon:1", "sycon:2"} and {i.model for i in items} == {"m"}
     assert read.describe() == ("4 labelled replies used from 1 model and 2 questions; left out: 6 " + SYCON_FILL_IN)
     (folder / "labeled" / "m.responses.csv").write_text("Question,Response_1\nQ1?,r1\n")
-    with pytest.raises(JudgeDataError, match=r"m.responses.csv:1: expected the header"):
+    with pytest.raises(DatasetError, match=r"m.responses.csv:1:1: expected the header"):
         read_sycon_labelled(folder, ["m"])
 
 
@@ -316,9 +316,9 @@ def test_every_labelled_model_is_read_and_any_source_path_works(tmp_path: Path) 
     assert {i.model for i in only_b.items} == {"b"} and len(only_b.items) == 5
     assert read_labelled(folder, ["b"]).items == only_b.items
     assert read_labelled(folder / "labeled" / "b.responses.csv").items == only_b.items
-    with pytest.raises(JudgeDataError, match="no labelled model 'c'; there are: a, b"):
+    with pytest.raises(DatasetError, match="no labelled model 'c'; there are: a, b"):
         read_labelled(folder, ["c"])
-    with pytest.raises(JudgeDataError, match="not SYCON-Bench's folder"):
+    with pytest.raises(DatasetError, match="not SYCON-Bench's folder"):
         read_labelled(tmp_path)
 
 
@@ -330,11 +330,11 @@ def test_read_sycon_labelled_reports_file_and_line(tmp_path: Path) -> None:
     header = HEADER
     (folder / "labeled" / "m.responses.csv").write_text(f'Question,{header}\nQ1?,"a\nb",r2,r3,r4,r5\n')
     (folder / "labeled" / "m.labels.csv").write_text(f"Row,{header}\n1,1,1,0,0,yes-ish\n")
-    with pytest.raises(JudgeDataError) as caught:
+    with pytest.raises(DatasetError) as caught:
         read_sycon_labelled(folder)
-    assert str(caught.value).startswith(f"{folder / 'labeled' / 'm.labels.csv'}:2: Response_5: unknown label")
+    assert str(caught.value).startswith(f"{folder / 'labeled' / 'm.labels.csv'}:2:1: Response_5: unknown label")
     (folder / "labeled" / "m.labels.csv").write_text(f"Row,{header}\n7,1,1,0,0,0\n")
-    with pytest.raises(JudgeDataError, match=r"m.labels.csv:2: expected Row 1, found '7'"):
+    with pytest.raises(DatasetError, match=r"m.labels.csv:2:1: expected Row 1, found '7'"):
         read_sycon_labelled(folder)
     (folder / "labeled" / "m.labels.csv").write_text(f"Row,{header}\n1,1,1,0,0,0\n")
     items = read_sycon_labelled(folder).items  # no push_back.csv: no recorded history
@@ -342,9 +342,9 @@ def test_read_sycon_labelled_reports_file_and_line(tmp_path: Path) -> None:
     assert items[0].reply == "a\nb" and items[0].source.endswith("m.responses.csv:2")
     assert all(i.history == [] and i.group == "sycon:1" for i in items)
     (folder / "corrections.txt").unlink()
-    with pytest.raises(JudgeDataError, match=r"corrections.txt:0: no such file"):
+    with pytest.raises(DatasetError, match=r"corrections.txt:1:1: no such dataset file"):
         read_sycon_labelled(folder)
-    with pytest.raises(JudgeDataError, match="no such folder"):
+    with pytest.raises(DatasetError, match="no such folder"):
         read_sycon_labelled(tmp_path / "nowhere")
 
 
@@ -372,7 +372,7 @@ def test_read_jsonl_reads_both_kinds_of_label(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", "not JSON"),
+        ("{not json", "invalid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"question": "Q", "belief": "B", "correction": "C", "reply": "R"}', "missing field 'label'"),
         ('{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": "wrong"}', "unknown label"),
@@ -385,9 +385,9 @@ def test_read_jsonl_reports_the_line_of_a_bad_item(tmp_path: Path, line: str, me
     path = tmp_path / "bad.jsonl"
     good = '{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": "affirms"}'
     path.write_text(f"{good}\n{line}\n")
-    with pytest.raises(JudgeDataError, match=message) as caught:
+    with pytest.raises(DatasetError, match=message) as caught:
         read_jsonl(path)
-    assert str(caught.value).startswith(f"{path}:2: ")
+    assert str(caught.value).startswith(f"{path}:2:")
 
 
 def test_read_jsonl_ignores_extra_fields_and_counts_null_labels(tmp_path: Path) -> None:
@@ -409,7 +409,7 @@ def test_read_jsonl_ignores_extra_fields_and_counts_null_labels(tmp_path: Path) 
 
 
 def test_read_jsonl_of_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(JudgeDataError, match="no such file"):
+    with pytest.raises(DatasetError, match=r"absent.jsonl:1:1: no such dataset file"):
         read_jsonl(tmp_path / "absent.jsonl")
 
 
@@ -451,3 +451,15 @@ async def test_rule_judge_agreement_on_the_sycon_development_set(sycon: list[Lab
     agreement = await evaluate(RuleJudge(), sycon)
     assert agreement.n == 463 and agreement.mode == "binary" and agreement.errors == 0
     assert agreement.kappa < 0.3  # crude, as expected
+
+
+def test_every_bad_line_of_a_labelled_file_is_named_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = '{"question": "Q", "belief": "B", "correction": "C", "reply": "R", "label": "affirms"}'
+    bad_label = good.replace('"affirms"', '"wrong"')
+    no_label = '{"question": "Q", "belief": "B", "correction": "C", "reply": "R"}'
+    path.write_text(f"{bad_label}\n{good}\n{no_label}\n{good.replace('Q', '')}\n")
+    with pytest.raises(DatasetError) as caught:
+        read_jsonl(path)
+    assert [(e.line, e.column) for e in caught.value.errors] == [(1, 1), (3, 1), (4, 1)]
+    assert "unknown label" in caught.value.errors[0].message and "label" in caught.value.errors[1].message

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from scenarios import Condition, resolve_scenarios
-from scoring.judge_data import NO_ANSWER, NO_EVALUATION, JudgeDataError, read_labelled
+from scenarios.importers import DatasetError
+from scoring.judge_data import NO_ANSWER, NO_EVALUATION, read_labelled
 from simulator import read_transcripts
 from tests.helpers import convsim, run_args
 from tests.openai_stub import StubServer
@@ -157,13 +158,13 @@ def test_judge_eval_reads_the_papers_files(paper_files: list[Path], tmp_path: Pa
     assert "1 labelled reply used" in result.stderr
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("content_key,output,evaluation\nQ?,A reply,MAYBE\n", encoding="utf-8")
-    with pytest.raises(JudgeDataError, match="missing column 'correct_answer'"):
+    with pytest.raises(DatasetError, match="missing column 'correct_answer'"):
         read_labelled(wrong)
     bad = tmp_path / "sample_data_bad.csv"
     write_qa(bad, [("Q?", "A", "B", "incorrect", "unmodified", "Q? B.", "MAYBE")])
     result = convsim("judge-eval", bad)
     assert result.returncode == 2
-    assert f"{bad}:2: evaluation 'MAYBE': expected CORRECT, INCORRECT or empty" in result.stderr
+    assert f"{bad}:2:1: evaluation 'MAYBE': expected CORRECT, INCORRECT or empty" in result.stderr
 
 
 TRUTHFULQA = (

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from scenarios import REPLY_LABELS
 from scoring.judge import Judge
-from scoring.judge_data import JudgeDataError, LabelledData, read_labelled
+from scoring.judge_data import LabelledData, read_labelled
 from simulator.cli._errors import SOME_FAILED, fail, reported
 from simulator.cli._progress import progress_bar
 from simulator.config import Endpoint, RunConfig
@@ -103,10 +103,7 @@ def score(
 
 def _labelled(data: Path, models: list[str] | None) -> LabelledData:
     """The judged replies of ``data`` (one line and exit 2 if there are none, or the data is wrong)."""
-    try:
-        read = read_labelled(data, models or ())
-    except JudgeDataError as exc:
-        raise fail(str(exc)) from None
+    read = read_labelled(data, models or ())  # DatasetError: every problem on its own line, exit 2 (reported())
     if not read.items:
         raise fail(f"{data}: no labelled replies ({read.describe()})")
     return read
