@@ -23,6 +23,7 @@ from personas.library import (
     resolve_personas,
 )
 from personas.model import PERSONA_ID, Affect, Emotion, Persona, Pushback, Style, Tactic, TacticPhrases
+from personas.references import load_packaged, resolve_refs
 from personas.templates import template_fields
 from personas.voices import Voice, Voices, builtin_voices, voice_of
 
@@ -46,11 +47,13 @@ __all__ = [
     "id_errors",
     "load_all",
     "load_model",
+    "load_packaged",
     "load_persona",
     "parse_yaml",
     "preset_personas",
     "read_text",
     "resolve_personas",
+    "resolve_refs",
     "template_fields",
     "validate_data",
     "voice_of",

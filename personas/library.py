@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from personas.files import FileError, FileErrors, id_errors, load_all, parse_yaml, read_text, validate_data
+from personas.files import FileError, FileErrors, id_errors, parse_yaml, read_text, validate_data
 from personas.model import Persona
+from personas.references import load_packaged, resolve_refs
 
 __all__ = [
     "LoadedPersona",
@@ -56,7 +57,7 @@ def load_persona(path: Path) -> LoadedPersona:
 @cache
 def builtin_personas() -> dict[str, LoadedPersona]:
     """The personas that ship with convsim, by id."""
-    return _packaged("library")
+    return load_packaged("personas", "library", _load, _persona_id)
 
 
 @cache
@@ -68,57 +69,32 @@ def preset_personas(preset: str) -> dict[str, LoadedPersona]:
     """
     if not resources.files("personas").joinpath("presets", preset).is_dir():
         raise KeyError(preset)
-    return _packaged(f"presets/{preset}")
-
-
-def _packaged(folder: str) -> dict[str, LoadedPersona]:
-    found: dict[str, LoadedPersona] = {}
-    errors: list[FileError] = []
-    for entry in sorted(resources.files("personas").joinpath(folder).iterdir(), key=lambda e: e.name):
-        if not entry.name.endswith(".yaml"):
-            continue
-        try:
-            loaded = _load(entry.read_text(encoding="utf-8"), f"personas/{folder}/{entry.name}")
-        except FileErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        found[loaded.persona.id] = loaded
-    if errors:
-        raise FileErrors(errors)
-    return found
+    return load_packaged("personas", f"presets/{preset}", _load, _persona_id)
 
 
 def resolve_personas(refs: Iterable[str]) -> list[LoadedPersona]:
-    """Turn built-in ids and file paths into personas; no refs means the whole library.
+    """Turn built-in ids, files, folders of files and ``preset:NAME/ID`` into personas; no refs: the library.
 
     Raises:
         FileErrors: all problems in all files at once (an unknown id counts as one).
     """
-    refs = list(refs)
-    if not refs:
-        return list(builtin_personas().values())
-    result: list[LoadedPersona] = []
-    errors: list[FileError] = []
-    for ref in refs:
-        if ref.endswith((".yaml", ".yml")) or ("/" in ref and not ref.startswith("preset:")):
-            try:
-                result += load_all(load_persona, [Path(ref)])
-            except FileErrors as exc:
-                errors.extend(exc.errors)
-        elif ref in builtin_personas():
-            result.append(builtin_personas()[ref])
-        elif ref.startswith("preset:") and ref.count("/") == 1:
-            preset, _, persona_id = ref.removeprefix("preset:").partition("/")
-            try:
-                result.append(preset_personas(preset)[persona_id])
-            except KeyError:
-                errors.append(FileError(ref, 1, 1, f"no persona {persona_id!r} in preset {preset!r}"))
-        else:
-            errors.append(FileError(ref, 1, 1, f"no built-in persona {ref!r}; see `convsim personas list`"))
-    if errors:
-        raise FileErrors(errors)
-    ids = [p.persona.id for p in result]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise FileErrors([FileError(refs[0], 1, 1, f"persona id given twice: {', '.join(dupes)}")])
-    return result
+    return resolve_refs(refs, "persona", builtin_personas, load_persona, _persona_id, _preset_persona)
+
+
+def _persona_id(loaded: LoadedPersona) -> str:
+    return loaded.persona.id
+
+
+def _preset_persona(ref: str) -> LoadedPersona | None:
+    """A preset's persona (``preset:warm-paper/ID``); ``None`` for another kind of reference.
+
+    Raises:
+        FileErrors: the preset has no such persona.
+    """
+    if not (ref.startswith("preset:") and ref.count("/") == 1):
+        return None
+    preset, _, persona_id = ref.removeprefix("preset:").partition("/")
+    try:
+        return preset_personas(preset)[persona_id]
+    except KeyError:
+        raise FileErrors([FileError(ref, 1, 1, f"no persona {persona_id!r} in preset {preset!r}")]) from None

@@ -16,9 +16,10 @@ from personas import (
     FileErrors,
     Located,
     id_errors,
-    load_all,
+    load_packaged,
     parse_yaml,
     read_text,
+    resolve_refs,
     template_fields,
     validate_data,
 )
@@ -190,28 +191,7 @@ def load_scenario(path: Path) -> LoadedScenario:
 @cache
 def builtin_scenarios() -> dict[str, LoadedScenario]:
     """The scenarios that ship with convsim, by id."""
-    found: dict[str, LoadedScenario] = {}
-    errors: list[FileError] = []
-    for entry in sorted(resources.files("scenarios").joinpath("library").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".yaml"):
-            try:
-                loaded = _load(entry.read_text(encoding="utf-8"), f"scenarios/library/{entry.name}")
-            except FileErrors as exc:
-                errors.extend(exc.errors)
-                continue
-            found[loaded.scenario.id] = loaded
-    if errors:
-        raise FileErrors(errors)
-    return found
-
-
-def _expand(ref: str) -> list[Path] | None:
-    path = Path(ref)
-    if path.is_dir():
-        return sorted(path.glob("*.yaml"))
-    if ref.endswith((".yaml", ".yml")) or "/" in ref:
-        return [path]
-    return None
+    return load_packaged("scenarios", "library", _load, _scenario_id)
 
 
 def resolve_scenarios(refs: Iterable[str]) -> list[LoadedScenario]:
@@ -220,28 +200,8 @@ def resolve_scenarios(refs: Iterable[str]) -> list[LoadedScenario]:
     Raises:
         FileErrors: all problems in all files at once (an unknown id counts as one).
     """
-    refs = list(refs)
-    if not refs:
-        return list(builtin_scenarios().values())
-    result: list[LoadedScenario] = []
-    errors: list[FileError] = []
-    for ref in refs:
-        paths = _expand(ref)
-        if paths is None:
-            if ref in builtin_scenarios():
-                result.append(builtin_scenarios()[ref])
-            else:
-                errors.append(FileError(ref, 1, 1, f"no built-in scenario {ref!r}; see `convsim scenarios list`"))
-            continue
-        try:
-            result += load_all(load_scenario, paths)
-        except FileErrors as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise FileErrors(errors)
-    seen: set[str] = set()
-    for loaded in result:
-        if loaded.scenario.id in seen:
-            raise FileErrors([FileError(loaded.source, 1, 1, f"scenario id {loaded.scenario.id!r} given twice")])
-        seen.add(loaded.scenario.id)
-    return result
+    return resolve_refs(refs, "scenario", builtin_scenarios, load_scenario, _scenario_id)
+
+
+def _scenario_id(loaded: LoadedScenario) -> str:
+    return loaded.scenario.id

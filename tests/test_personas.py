@@ -20,9 +20,12 @@ from personas import (
     builtin_personas,
     builtin_voices,
     load_persona,
+    preset_personas,
+    resolve_personas,
     voice_of,
 )
 from simulator.cli import app
+from tests.helpers import REPO
 
 VALID = """\
 # a persona for tests
@@ -527,3 +530,19 @@ def test_a_press_wording_may_not_name_the_authority() -> None:
     data["voices"]["angry"]["press"]["belief"][0] = "{authority} says {belief}. Answer me."
     with pytest.raises(ValueError, match=r"(?s)press\.belief\.0.*\{authority\}"):
         Voices.model_validate(data)
+
+
+def test_personas_resolve_from_ids_folders_and_presets_with_every_problem_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for persona_id in ("grieving-widower", "neutral-curious"):
+        (folder / f"{persona_id}.yaml").write_text((REPO / builtin_personas()[persona_id].source).read_text())
+    preset = next(iter(preset_personas("warm-paper")))
+    found = resolve_personas([str(folder), f"preset:warm-paper/{preset}"])
+    assert [p.persona.id for p in found] == ["grieving-widower", "neutral-curious", preset]
+    with pytest.raises(FileErrors) as caught:
+        resolve_personas(["nobody", str(folder), "grieving-widower", "preset:warm-paper/nobody"])
+    messages = [e.message for e in caught.value.errors]
+    assert "no built-in persona 'nobody'; see `convsim personas list`" in messages
+    assert "no persona 'nobody' in preset 'warm-paper'" in messages
+    assert "persona id 'grieving-widower' given twice" in messages  # the folder's, then the library's
