@@ -7,23 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from personas import (
-    PERSONA_ID,
-    Persona,
-    builtin_personas,
-    load_all,
-    load_persona,
-    resolve_personas,
-    voice_of,
-    yaml_files,
-)
+from personas import PERSONA_ID, LoadedPersona, Persona, builtin_personas, load_persona, resolve_personas, voice_of
 from scenarios import REPLY_LABELS, Condition, resolve_scenarios
 from simulator.cli._errors import fail, reported
-from simulator.cli._schema import print_schema
+from simulator.cli._library import Kind, list_command, schema_command, show_command, validate_command
 from simulator.preview import always, scripted_turns
 
 app = typer.Typer(help="Simulated users' personas: list, show, check and write them.", no_args_is_help=True)
@@ -57,27 +47,17 @@ instructions: ""               # guidance for a model-driven user
 """
 
 
-@app.command("list")
-def list_personas() -> None:
-    """List the built-in personas."""
-    with reported():
-        table = Table("id", "affect", "persistence", "tactics", "name")
-        table.columns[0].no_wrap = True
-        for loaded in builtin_personas().values():
-            p = loaded.persona
-            affect = f"{p.affect.emotion} {p.affect.intensity:.1f}"
-            tactics = ", ".join(p.pushback.tactics)
-            table.add_row(p.id, affect, str(p.pushback.persistence), tactics, p.name)
-        console.print(table)
+def _persona_row(loaded: LoadedPersona) -> tuple[str, ...]:
+    p = loaded.persona
+    affect = f"{p.affect.emotion} {p.affect.intensity:.1f}"
+    return p.id, affect, str(p.pushback.persistence), ", ".join(p.pushback.tactics), p.name
 
 
-@app.command()
-def show(persona: Annotated[str, typer.Argument(help="A built-in id or a file.")]) -> None:
-    """Print a persona as YAML."""
-    with reported():
-        loaded = resolve_personas([persona])[0]
-        console.print(f"# {loaded.source}", style="dim")
-        print(yaml.safe_dump(loaded.persona.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
+_COLUMNS = ("id", "affect", "persistence", "tactics", "name")
+PERSONAS = Kind("persona", builtin_personas, resolve_personas, load_persona, Persona, lambda x: x.persona, _COLUMNS,
+                _persona_row)  # fmt: skip
+app.command("list")(list_command(PERSONAS))
+app.command()(show_command(PERSONAS))
 
 
 @app.command()
@@ -105,14 +85,7 @@ def preview(
             console.print(table)
 
 
-@app.command()
-def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; none checks the library.")] = None,
-) -> None:
-    """Check persona files (every .yaml file of a folder); print every problem as file:line:column, exit 2 if any."""
-    with reported():
-        count = len(load_all(load_persona, yaml_files(paths))) if paths else len(builtin_personas())
-        console.print(f"{count} persona(s) valid")
+app.command()(validate_command(PERSONAS))
 
 
 @app.command()
@@ -133,7 +106,4 @@ def new(
     console.print(f"hear its voice with `convsim personas preview {path} SCENARIO`")
 
 
-@app.command()
-def schema() -> None:
-    """Print the persona JSON Schema (for editors' YAML validation)."""
-    print_schema(Persona)
+app.command()(schema_command(PERSONAS))

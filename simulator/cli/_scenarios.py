@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
-from rich.table import Table
 
-from personas import load_all, yaml_files
 from scenarios import LoadedScenario, Scenario, builtin_scenarios, load_scenario, resolve_scenarios
 from scenarios.importers import (
     TABLE_FIELDS,
@@ -21,47 +18,23 @@ from scenarios.importers import (
     write_scenarios,
 )
 from simulator.cli._errors import reported
-from simulator.cli._schema import print_schema
+from simulator.cli._library import Kind, list_command, schema_command, show_command, validate_command
 
 app = typer.Typer(help="Scenarios: list, show, check and draw them.", no_args_is_help=True)
 console = Console()
 
 
-@app.command("list")
-def list_scenarios() -> None:
-    """List the built-in scenarios."""
-    with reported():
-        table = Table("id", "domain", "flow", "title")
-        table.columns[0].no_wrap = True
-        for loaded in builtin_scenarios().values():
-            s = loaded.scenario
-            table.add_row(s.id, str(s.domain), s.flow if isinstance(s.flow, str) else "(own)", s.title)
-        console.print(table)
+def _scenario_row(loaded: LoadedScenario) -> tuple[str, ...]:
+    s = loaded.scenario
+    return s.id, str(s.domain), s.flow if isinstance(s.flow, str) else "(own)", s.title
 
 
-@app.command()
-def show(scenario: Annotated[str, typer.Argument(help="A built-in id or a file.")]) -> None:
-    """Print a scenario as YAML."""
-    with reported():
-        loaded = resolve_scenarios([scenario])[0]
-        console.print(f"# {loaded.source}", style="dim")
-        print(yaml.safe_dump(loaded.scenario.model_dump(mode="json", exclude_defaults=True), sort_keys=False))
-
-
-@app.command()
-def validate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders; none checks the library.")] = None,
-) -> None:
-    """Check scenario files: schema, flow graph, templates. Exit 2 with file:line:column lines if wrong."""
-    with reported():
-        count = len(load_all(load_scenario, yaml_files(paths))) if paths else len(builtin_scenarios())
-        console.print(f"{count} scenario(s) valid")
-
-
-@app.command()
-def schema() -> None:
-    """Print the scenario JSON Schema (for editors' YAML validation)."""
-    print_schema(Scenario)
+SCENARIOS = Kind("scenario", builtin_scenarios, resolve_scenarios, load_scenario, Scenario, lambda x: x.scenario,
+                 ("id", "domain", "flow", "title"), _scenario_row, checks="flow graph, templates")  # fmt: skip
+app.command("list")(list_command(SCENARIOS))
+app.command()(show_command(SCENARIOS))
+app.command()(validate_command(SCENARIOS))
+app.command()(schema_command(SCENARIOS))
 
 
 def mermaid(loaded: LoadedScenario) -> str:
