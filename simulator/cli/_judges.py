@@ -1,4 +1,4 @@
-"""`convsim score` and `convsim judge-eval`: judges applied to stored runs and labelled data."""
+"""`convsim score`, `judge-eval` and `judge-train`: judges applied to stored runs and labelled data, and trained."""
 
 from __future__ import annotations
 
