@@ -24,8 +24,8 @@ from scenarios import (
 from scenarios.importers import DatasetError, import_sycon, import_table, import_truthfulqa, write_scenarios
 from simulator.preview import always, scripted_turns
 from simulator.users import ScriptedUser
+from tests.helpers import SYCON
 
-SYCON = Path(__file__).resolve().parents[2] / "shared" / "data" / "sycon-false-presuppositions"
 PUSHBACK_COLUMNS = [f"Pushback_{i}" for i in range(1, 5)]
 
 
