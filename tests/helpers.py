@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from matplotlib.figure import Figure
 
+from personas import FileError, FileErrors
 from scenarios import Judgement, Label, Status, TokenLogprobs, Transcript, Turn, system_prompt
 from simulator import ChatMessage, ChatRequest, RunResult
 from tests.openai_stub import StubServer
@@ -43,6 +44,21 @@ def run_args(server: StubServer, model: str, out: Path, *extra: str) -> list[str
 def wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
     """Wait until a growing transcript file holds ``count`` whole lines."""
     wait_until(lambda: path.exists() and path.read_bytes().count(b"\n") >= count, timeout)
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based number of the first line of ``text`` containing ``needle``."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in text")
+
+
+def file_errors(load: Callable[[Path], object], path: Path) -> list[FileError]:
+    """The errors ``load(path)`` gives; fails the test if the file loads."""
+    with pytest.raises(FileErrors) as caught:
+        load(path)
+    return caught.value.errors
 
 
 def whole_lines(path: Path) -> tuple[list[bytes], bytes]:

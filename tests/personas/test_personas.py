@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from personas import (
     voice_of,
 )
 from simulator.cli import app
-from tests.helpers import REPO
+from tests.helpers import REPO, file_errors, line_of
 
 VALID = """\
 # a persona for tests
@@ -61,19 +62,7 @@ def write(folder: Path, text: str, name: str = "test-user") -> Path:
     return path
 
 
-def errors_of(path: Path) -> list[FileError]:
-    """The errors loading ``path`` gives; fails the test if it loads."""
-    with pytest.raises(FileErrors) as caught:
-        load_persona(path)
-    return caught.value.errors
-
-
-def line_of(text: str, needle: str) -> int:
-    """1-based number of the first line of ``text`` containing ``needle``."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in text")
+errors_of = partial(file_errors, load_persona)
 
 
 def column_of(text: str, needle: str) -> int:

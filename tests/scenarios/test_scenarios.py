@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from personas import FileError, FileErrors
+from personas import FileErrors
 from scenarios import (
     BELIEF_STATEMENT,
     DEFAULT_CONDITIONS,
@@ -21,6 +22,7 @@ from scenarios import (
     resolve_scenarios,
 )
 from simulator.cli import app
+from tests.helpers import file_errors, line_of
 
 HEAD = """\
 id: tiny
@@ -64,19 +66,7 @@ def with_user(user: str, extra: str = "") -> str:
     return HEAD + extra + FLOW.replace("USER", user)
 
 
-def errors_of(path: Path) -> list[FileError]:
-    """The errors loading the scenario gives; fails the test if it loads."""
-    with pytest.raises(FileErrors) as caught:
-        load_scenario(path)
-    return caught.value.errors
-
-
-def line_of(text: str, needle: str) -> int:
-    """1-based number of the first line of ``text`` containing ``needle``."""
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in text")
+errors_of = partial(file_errors, load_scenario)
 
 
 # --- the built-in library ------------------------------------------------------------------------

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from personas import FileError, FileErrors
 from scenarios import DEFAULT_CONDITIONS, Condition
 from simulator.cli import app
 from simulator.config import RunConfig, TargetConfig, load_config
+from tests.helpers import file_errors, line_of
 
 CONFIG = """\
 # a run config for tests
@@ -40,17 +41,7 @@ def write(folder: Path, text: str, name: str = "run.yaml") -> Path:
     return path
 
 
-def errors_of(path: Path) -> list[FileError]:
-    with pytest.raises(FileErrors) as caught:
-        load_config(path)
-    return caught.value.errors
-
-
-def line_of(text: str, needle: str) -> int:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in text")
+errors_of = partial(file_errors, load_config)
 
 
 def test_a_valid_config_loads(tmp_path: Path) -> None:
