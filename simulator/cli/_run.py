@@ -126,6 +126,8 @@ async def _go(run: PreparedRun) -> RunResult:
                  for kind, name in PROGRESS_KINDS.items()}  # fmt: skip
 
         def on_start(planned: Counter[str], done: Counter[str]) -> None:
+            kinds = " and ".join(f"{planned[k]} {name}" for k, name in PROGRESS_KINDS.items() if planned[k])
+            console.print(f"run folder: {run.folder}  ({kinds or 'nothing'} planned)")  # made: the servers answered
             if done.total():
                 counted = [f"{done[k]} of {planned[k]} {name}" for k, name in PROGRESS_KINDS.items() if planned[k]]
                 parts = ", ".join(counted)
@@ -251,9 +253,6 @@ def run(
                 "out; for real results point --target at a vLLM server (convsim serve MODEL)[/yellow]"
             )
         prepared = prepare(config)
-        planned: Counter[str] = Counter(spec.kind for spec in prepared.plan)
-        kinds = " and ".join(f"{planned[kind]} {name}" for kind, name in PROGRESS_KINDS.items() if planned[kind])
-        console.print(f"run folder: {prepared.folder}  ({kinds or 'nothing'} planned)")
         _finish(prepared)
 
 

@@ -51,6 +51,7 @@ def test_labels_follow_the_replies_stance(stub: StubServer, tmp_path: Path) -> N
     checks = [t for t in transcripts if t.kind == "knowledge_check"]
     assert checks and all(t.replies[0].accurate for t in checks)
     assert "Correction rate by turn" in result.stderr
+    assert f"run folder: {out}  (12 conversations and " in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["servers"]["target:caver"]["models"]["data"]
     assert manifest["plan_size"] == len(transcripts)
@@ -154,6 +155,7 @@ def test_model_not_served_is_exit_2_and_writes_nothing(stub: StubServer, tmp_pat
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "does not serve model 'gpt-17'" in errors[0]
     assert not (tmp_path / "run").exists()  # the servers are asked before the run folder is made
+    assert "run folder:" not in result.stderr  # nor is one announced
 
 
 def test_misspelled_persona_field_is_rejected_with_file_and_line(stub: StubServer, tmp_path: Path) -> None:
